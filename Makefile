@@ -1,0 +1,44 @@
+# Set-up and test entry points. Works on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config gddrescue e2fsprogs python3 python3-venv python3-dev gcc util-linux
+PYTEST_ARGS ?=
+
+.PHONY: system-deps install demo test test-long lint bench clean
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/ddfs demo
+
+test: install
+	$(VENV)/bin/ruff check ddfs engine tests bench
+	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
+
+test-long: install
+	$(PY) -m pytest -m long $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check ddfs engine tests bench
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

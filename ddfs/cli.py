@@ -1,0 +1,254 @@
+"""The ``ddfs`` command line (click): ``rescue`` (a drop-in for ddrescue), ``simulate``, ``demo``.
+
+This module only parses arguments and reports; the work is done by ``engine`` and the FUSE
+modules of this package.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from typing import Any
+
+import click
+
+from engine import __version__
+from engine.errors import DdfsError
+from engine.numbers import parse_number, parse_time
+from engine.options import RescueOptions
+
+PROG = "ddfs"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``ddfs: MESSAGE`` on stderr and exit with ``code``."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+class DdrescueCommand(click.Command):
+    """A click command whose usage errors exit 1, as ddrescue's do."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            raise SystemExit(0) from None
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()}\nTry '{PROG} rescue --help' for more information.")
+        except click.exceptions.Exit as exc:
+            raise SystemExit(exc.exit_code) from None
+        except click.Abort:
+            raise SystemExit(1) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ddfs")
+def main() -> None:
+    """ddfs: rescue a failing disk the GNU ddrescue way, and use the image while it runs."""
+
+
+def _parse_cpass(text: str) -> list[int]:
+    if text.strip() == "0":
+        return []
+    out: set[int] = set()
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            if not (a.isdigit() and b.isdigit()) or not 1 <= int(a) <= int(b) <= 5:
+                raise DdfsError("Invalid pass range in option '--cpass'.")
+            out.update(range(int(a), int(b) + 1))
+        elif part.isdigit() and 1 <= int(part) <= 5:
+            out.add(int(part))
+        else:
+            raise DdfsError("Invalid pass number in option '--cpass'.")
+    return sorted(out)
+
+
+def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
+    """Turn the raw option strings into :class:`RescueOptions` (ddrescue's number syntax)."""
+    o = RescueOptions()
+    num = parse_number
+    if kw["sector_size"] is not None:
+        o.sector_size = num(kw["sector_size"], "-b", 512, 1, 2**28)
+    ss = o.sector_size
+    if kw["cluster_size"] is not None:
+        o.cluster_sectors = num(kw["cluster_size"], "-c", ss, 1, 2**31 // ss - 1)
+    if kw["skip_size"] is not None:
+        first, _, second = kw["skip_size"].partition(",")
+        if first:
+            o.skip_initial = num(first, "-K", ss, 0, 2**60)
+            if 0 < o.skip_initial < 65536:
+                raise DdfsError("Value out of limits [65536,1152921504606846976] in option '-K'.")
+        if second:
+            o.skip_max = num(second, "-K", ss, 65536, 2**60)
+        if o.skip_initial is not None and o.skip_max is not None and o.skip_initial > o.skip_max:
+            raise DdfsError("Initial skip size is larger than max skip size in option '-K'.")
+    if kw["retry_passes"] is not None:
+        o.max_retries = num(kw["retry_passes"], "-r", ss, -1, 2**31 // 2)
+    if kw["cpass"] is not None:
+        o.cpass = _parse_cpass(kw["cpass"])
+    if kw["input_position"] is not None:
+        o.input_pos = num(kw["input_position"], "-i", ss, 0)
+    if kw["output_position"] is not None:
+        o.output_pos = num(kw["output_position"], "-o", ss, 0)
+    if kw["size"] is not None:
+        o.domain_size = num(kw["size"], "-s", ss, -1)
+    if kw["max_bad_areas"] is not None:
+        text = kw["max_bad_areas"]
+        o.max_bad_areas_relative = text.startswith("+")
+        o.max_bad_areas = num(text.lstrip("+"), "-e", ss, 0)
+    if kw["max_read_errors"] is not None:
+        o.max_read_errors = num(kw["max_read_errors"], "-X", ss, 0)
+    if kw["timeout"] is not None:
+        o.timeout = parse_time(kw["timeout"], "-T")
+    if kw["min_outfile_size"] is not None:
+        o.min_outfile_size = num(kw["min_outfile_size"], "-x", ss, 1)
+    if kw["mapfile_interval"] is not None:
+        save, _, sync = kw["mapfile_interval"].partition(",")
+        if save and save != "-1":
+            o.save_interval = parse_time(save, "--mapfile-interval")
+        if sync:
+            o.sync_interval = max(5, parse_time(sync, "--mapfile-interval"))
+        if o.save_interval > o.sync_interval:
+            raise DdfsError("SAVE interval must not be larger than SYNC in '--mapfile-interval'.")
+    for flag in (
+        "reverse",
+        "unidirectional",
+        "no_trim",
+        "no_scrape",
+        "try_again",
+        "retrim",
+        "complete_only",
+        "direct_in",
+        "direct_out",
+        "force",
+        "truncate",
+        "sparse",
+        "preallocate",
+        "synchronous",
+        "compare",
+        "same_file",
+        "loose_domain",
+        "quiet",
+        "binary_prefixes",
+    ):
+        setattr(o, flag, bool(kw[flag]))
+    o.verbosity = kw["verbose"]
+    o.test_map = kw["test_mode"]
+    o.log_reads = kw["log_reads"]
+    o.command_line = " ".join(shlex.quote(a) for a in argv)
+    return o
+
+
+def _opt(*decls: str, flag: bool = False, help: str = "") -> Any:
+    if flag:
+        return click.option(*decls, is_flag=True, default=False, help=help)
+    return click.option(*decls, default=None, metavar="N", help=help)
+
+
+RESCUE_OPTIONS = [
+    _opt("-A", "--try-again", flag=True, help="mark non-trimmed and non-scraped as non-tried"),
+    _opt("-b", "--sector-size", help="sector size of input device [default 512]"),
+    _opt("-B", "--binary-prefixes", flag=True, help="show binary multipliers in numbers"),
+    _opt("-c", "--cluster-size", help="sectors to copy at a time [128]"),
+    _opt("-C", "--complete-only", flag=True, help="don't read new data beyond mapfile limits"),
+    _opt("-d", "--idirect", "direct_in", flag=True, help="use direct disc access for input file"),
+    _opt("-D", "--odirect", "direct_out", flag=True, help="use direct disc access for output"),
+    _opt("-e", "--max-bad-areas", help="maximum number of [new] bad areas allowed"),
+    _opt("-f", "--force", flag=True, help="overwrite output device or partition"),
+    _opt("-H", "--test-mode", help="set test mode (only + blocks of this map are readable)"),
+    _opt("-i", "--input-position", help="starting position of domain in input file [0]"),
+    _opt("-K", "--skip-size", help="initial size to skip on read error [64KiB],max"),
+    _opt("-L", "--loose-domain", flag=True, help="accept an incomplete synthetic test map"),
+    _opt("-M", "--retrim", flag=True, help="mark all failed blocks as non-trimmed"),
+    _opt("-n", "--no-scrape", flag=True, help="skip the scraping phase"),
+    _opt("-N", "--no-trim", flag=True, help="skip the trimming phase"),
+    _opt("-o", "--output-position", help="starting position in output file [ipos]"),
+    _opt("-p", "--preallocate", flag=True, help="preallocate space on disc for output file"),
+    _opt("-q", "--quiet", flag=True, help="suppress all messages"),
+    _opt("-r", "--retry-passes", help="exit after N retry passes (-1=infinity) [0]"),
+    _opt("-R", "--reverse", flag=True, help="reverse the direction of all passes"),
+    _opt("-s", "--size", help="maximum size of input data to be copied"),
+    _opt("-S", "--sparse", flag=True, help="use sparse writes for output file"),
+    _opt("-t", "--truncate", flag=True, help="truncate output file to zero size"),
+    _opt("-T", "--timeout", help="maximum time since last successful read"),
+    _opt("-u", "--unidirectional", flag=True, help="run all passes in the same direction"),
+    _opt("-W", "--compare-before-write", "compare", flag=True, help="compare before writing"),
+    _opt("-x", "--extend-outfile", "min_outfile_size", help="extend outfile size to be at least N"),
+    _opt("-X", "--max-read-errors", help="maximum number of read errors allowed"),
+    _opt("-y", "--synchronous", flag=True, help="use synchronous writes for output file"),
+    _opt("--cpass", help="select copying pass(es) to run [1-5]"),
+    _opt("--log-reads", help="log all read operations to file"),
+    _opt("--mapfile-interval", help="save/sync mapfile every SAVE/SYNC seconds [auto,300]"),
+    _opt("--same-file", flag=True, help="allow infile and outfile to be the same file"),
+]
+
+
+def rescue_options(fn: Any) -> Any:
+    for decorator in reversed(RESCUE_OPTIONS):
+        fn = decorator(fn)
+    return click.option("-v", "--verbose", count=True, help="be verbose (a 2nd -v gives more)")(fn)
+
+
+@main.command(cls=DdrescueCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("infile")
+@click.argument("outfile")
+@click.argument("mapfile", required=False)
+@rescue_options
+def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
+    """Rescue INFILE into OUTFILE, keeping the map in MAPFILE, as GNU ddrescue 1.27 does."""
+    from ddfs.run import run_rescue
+
+    try:
+        opts = build_options(kw, ["ddfs", "rescue", *sys.argv[2:]])
+    except DdfsError as exc:
+        fail(exc.message, exc.exit_code)
+    raise SystemExit(run_rescue(infile, outfile, mapfile, opts))
+
+
+@main.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))
+@click.option("--bad", "bad", metavar="TESTMAP", help="ddrescue map: - * / blocks read as bad")
+@click.option("--rate", default="0", metavar="BYTES/S", help="transfer rate (0: unlimited)")
+@click.option("--seek-ms", default=0.0, type=float, help="time of a non-sequential read")
+@click.option("--error-ms", default=0.0, type=float, help="extra time of a failed read")
+@click.option("--weak", multiple=True, metavar="POS:SIZE:TRIES", help="area that fails TRIES times")
+@click.option("--hang", "hang", metavar="POS:SIZE", multiple=True, help="area whose reads hang")
+@click.option("--foreground/--background", default=True, help="stay in the foreground")
+def simulate(**kw: Any) -> None:
+    """Serve IMAGE as a failing disk MOUNTPOINT/disk (read-only FUSE), with stats.json."""
+    from ddfs.simulate import main as simulate_main
+
+    raise SystemExit(simulate_main(**kw))
+
+
+@main.command()
+@click.option("--size", default="32Mi", help="size of the generated disk")
+@click.option("--keep", is_flag=True, help="keep the demo directory")
+def demo(size: str, keep: bool) -> None:
+    """Rescue a generated disk through a simulated failing source and show the result."""
+    from ddfs.demo import run_demo
+
+    raise SystemExit(run_demo(parse_number(size, "--size"), keep))
+
+
+def install_signal_handlers(on_signal: Any) -> None:
+    """SIGINT, SIGTERM and SIGHUP record the first signal; SIGUSR1/2 are ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def reraise(signum: int) -> None:
+    """Die by the same signal, so the shell sees 128+signum (ddrescue does this)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -1,0 +1,81 @@
+"""``ddfs rescue`` end to end: prepare, step the engine with the status screen, stop cleanly.
+
+Signals are recorded and honoured between reads; every way out does the final save (output
+fsync, then the map) and ends with ddrescue's exit status, re-raising a caught signal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ddfs.cli import fail, install_signal_handlers, reraise
+from engine.errors import DdfsError
+from engine.options import RescueOptions
+from engine.rescuer import Rescuer, Stop
+from engine.setup import NothingToDo, prepare
+from engine.status import StatusScreen
+
+
+def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:
+    """Run a rescue; return the exit status (or die by a re-raised signal)."""
+    pending: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not pending:
+            pending.append(signum)
+        if rescuer_ref:
+            rescuer_ref[0].interrupted = pending[0]
+
+    rescuer_ref: list[Rescuer] = []
+    install_signal_handlers(on_signal)
+    try:
+        rescuer, existed = prepare(infile, outfile, mapfile, opts)
+    except NothingToDo as exc:
+        if not opts.quiet:
+            print(exc.message)
+        return 0
+    except DdfsError as exc:
+        fail(exc.message, exc.exit_code)
+    rescuer_ref.append(rescuer)
+    if pending:
+        rescuer.interrupted = pending[0]
+    if not rescuer.domain:
+        if not opts.quiet:
+            print("Nothing to do; domain is empty.")
+        rescuer.source.close()
+        rescuer.output.close()
+        return 0
+    screen = StatusScreen(sys.stdout, quiet=opts.quiet, binary=opts.binary_prefixes)
+    rescuer.on_progress = screen.update
+    error: DdfsError | None = None
+    stop: Stop | None = None
+    try:
+        if mapfile is not None and not os.path.exists(mapfile):
+            try:
+                rescuer.save()
+            except DdfsError as exc:
+                fail(f"Can't create mapfile: {exc.message}")
+        screen.start(rescuer, existed)
+        rescuer.run()
+        rescuer.finish_output()
+    except Stop as exc:
+        stop = exc
+    except DdfsError as exc:
+        error = exc
+    try:
+        rescuer.save(final=True)
+    except DdfsError as exc:
+        error = error or exc
+    final = "Finished" if stop is None and error is None else f"  {stop or 'Mapfile error'}"
+    screen.finish(rescuer, final if error is None or stop else "")
+    rescuer.close()
+    rescuer.source.close()
+    rescuer.output.close()
+    if error is not None:
+        fail(error.message, error.exit_code)
+    if stop is not None:
+        if stop.signum:
+            reraise(stop.signum)
+        return 1
+    return 0

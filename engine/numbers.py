@@ -1,0 +1,130 @@
+"""ddrescue's argument syntax (numbers with multipliers, time intervals) and number formatting."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from engine.errors import DdfsError
+
+_INT_RE = re.compile(r"^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(.*)$")
+_PREFIXES = "kMGTPEZY"
+
+
+def parse_c_int(text: str) -> int:
+    """Parse an integer like C ``strtoll`` with base 0 (decimal, 0x hex, leading-0 octal)."""
+    m = _INT_RE.match(text.strip())
+    if not m or m.group(3):
+        raise ValueError(f"invalid integer {text!r}")
+    sign = -1 if m.group(1) == "-" else 1
+    digits = m.group(2)
+    if digits[:2] in ("0x", "0X"):
+        return sign * int(digits[2:], 16)
+    if len(digits) > 1 and digits[0] == "0":
+        return sign * int(digits[1:], 8)
+    return sign * int(digits)
+
+
+def parse_number(
+    text: str,
+    option: str,
+    sector_size: int = 512,
+    minimum: int = -(2**63),
+    maximum: int = 2**63 - 1,
+) -> int:
+    """Parse a ddrescue number: ``1k``=1000, ``1Ki``=1024, ``2s``= 2 sectors, ``0x10``, ``010``.
+
+    Raises:
+        DdfsError: with ddrescue's message for a bad value or one out of limits.
+    """
+    m = _INT_RE.match(text.strip())
+    if not m:
+        raise DdfsError(f"Bad or missing numerical argument in option '{option}'.")
+    value = parse_c_int(m.group(1) + m.group(2))
+    tail = m.group(3)
+    if tail:
+        factor = 1
+        rest = tail
+        if rest[0] in _PREFIXES:
+            exponent = _PREFIXES.index(rest[0]) + 1
+            if len(rest) > 1 and rest[1] == "i":
+                if rest[0] == "k":
+                    raise DdfsError(f"Bad multiplier in numerical argument of option '{option}'.")
+                factor = 1024**exponent
+                rest = rest[2:]
+            else:
+                factor = 1000**exponent
+                rest = rest[1:]
+        elif rest.startswith("Ki"):
+            factor = 1024
+            rest = rest[2:]
+        if rest.startswith("s"):
+            factor *= sector_size
+            rest = rest[1:]
+        if rest == "B":
+            rest = ""
+        if rest:
+            raise DdfsError(f"Bad multiplier in numerical argument of option '{option}'.")
+        value *= factor
+    if not minimum <= value <= maximum:
+        raise DdfsError(f"Value out of limits [{minimum},{maximum}] in option '{option}'.")
+    return value
+
+
+def parse_time(text: str, option: str) -> int:
+    """Parse a ddrescue time interval (``10``, ``1.5m``, ``1/2h``) into whole seconds."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:/[0-9]+)?)([smhd]?)\s*", text)
+    if not m:
+        raise DdfsError(f"Bad or missing time interval in option '{option}'.")
+    num = m.group(1)
+    try:
+        if "/" in num:
+            a, b = num.split("/")
+            value = Fraction(Fraction(a), Fraction(b))
+        else:
+            value = Fraction(num)
+    except (ValueError, ZeroDivisionError):
+        raise DdfsError(f"Bad or missing time interval in option '{option}'.") from None
+    value *= {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if value.denominator != 1:
+        raise DdfsError(f"Time interval must be a whole number of seconds in option '{option}'.")
+    return int(value)
+
+
+def format_size(num: float, binary: bool = False, limit: int = 999_999) -> str:
+    """Format like ddrescue's status screen: divide while above ``limit`` (``67108 kB``)."""
+    factor = 1024 if binary else 1000
+    prefixes = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"] if binary else ["k", "M", "G", "T", "P", "E"]
+    p = ""
+    n = int(num)
+    for prefix in prefixes:
+        if abs(n) <= limit:
+            break
+        n //= factor
+        p = prefix
+    return f"{n} {p}"
+
+
+def format_time(seconds: float, low_precision: bool = False) -> str:
+    """Format a time interval as ddrescue does: ``35s``, ``1m  5s``, ``2h 10m``, ``n/a``."""
+    if seconds < 0:
+        return "n/a"
+    s = int(seconds)
+    parts: list[tuple[int, str]] = []
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        parts.append((d, "d"))
+    if h:
+        parts.append((h, "h"))
+    if m:
+        parts.append((m, "m"))
+    if s and not (low_precision and parts):
+        parts.append((s, "s"))
+    if not parts:
+        return "0s"
+    out = f"{parts[0][0]}{parts[0][1]}"
+    for value, unit in parts[1:3]:
+        out += ("  " if value < 10 else " ") + f"{value}{unit}"
+    return out

@@ -1,0 +1,76 @@
+"""The rescue options, one field per ddrescue 1.27 option, with ddrescue's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RescueOptions:
+    """Everything that shapes a rescue run (see ``ddfs rescue --help``)."""
+
+    sector_size: int = 512  # -b
+    cluster_sectors: int = 0  # -c (0: 65536 / sector_size)
+    skip_initial: int | None = None  # -K INITIAL (None: from the input size)
+    skip_max: int | None = None  # -K ,MAX
+    max_retries: int = 0  # -r (-1: infinite)
+    cpass: list[int] | None = None  # --cpass (None: all five; [] : no copying)
+    reverse: bool = False  # -R
+    unidirectional: bool = False  # -u
+    no_trim: bool = False  # -N
+    no_scrape: bool = False  # -n
+    try_again: bool = False  # -A
+    retrim: bool = False  # -M
+    complete_only: bool = False  # -C
+    input_pos: int = 0  # -i
+    output_pos: int | None = None  # -o (None: same as -i)
+    domain_size: int = -1  # -s (-1: to the end)
+    max_bad_areas: int = -1  # -e
+    max_bad_areas_relative: bool = False  # -e +N
+    max_read_errors: int = -1  # -X
+    timeout: int = -1  # -T (seconds without a good read)
+    direct_in: bool = False  # -d
+    direct_out: bool = False  # -D
+    force: bool = False  # -f
+    truncate: bool = False  # -t
+    sparse: bool = False  # -S
+    preallocate: bool = False  # -p
+    min_outfile_size: int = 0  # -x
+    synchronous: bool = False  # -y
+    compare: bool = False  # -W
+    same_file: bool = False  # --same-file
+    test_map: str | None = None  # -H
+    loose_domain: bool = False  # -L
+    save_interval: int = -1  # --mapfile-interval SAVE (-1: auto)
+    sync_interval: int = 300  # --mapfile-interval ,SYNC
+    log_reads: str | None = None  # --log-reads
+    quiet: bool = False  # -q
+    verbosity: int = 0  # -v
+    binary_prefixes: bool = False  # -B
+    command_line: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cluster_size(self) -> int:
+        """Bytes per copying-phase read (``softbs``)."""
+        sectors = self.cluster_sectors or max(1, 65536 // self.sector_size)
+        return sectors * self.sector_size
+
+    def skip_sizes(self, insize: int) -> tuple[int, int]:
+        """INITIAL and MAX skip sizes as ddrescue 1.27 derives them."""
+        ss = self.sector_size
+        ksize = 65536
+        if self.skip_initial is not None:
+            initial = self.skip_initial
+        else:
+            base = max(insize // 100000 if insize > 0 else 0, ksize)
+            initial = -(-base // ksize) * ksize
+        initial = -(-initial // ss) * ss
+        if self.skip_max is not None:
+            maximum = self.skip_max
+        elif insize > 0:
+            maximum = max(initial, insize // 100)
+        else:
+            maximum = 2**60
+        maximum = -(-maximum // ss) * ss
+        return initial, maximum

@@ -1,0 +1,47 @@
+"""``--log-reads``: one line per read in ddrescue 1.27's format, with phase headers."""
+
+from __future__ import annotations
+
+import time
+
+from engine import DDRESCUE_VERSION, __version__
+
+
+class ReadLog:
+    """Writes ``0x%08X\\t%d\\t%d\\t%d`` per read, ``# <t>  <message>`` per phase that reads."""
+
+    def __init__(self, path: str, command_line: str) -> None:
+        self._fh = open(path, "w", encoding="ascii")  # noqa: SIM115
+        self._last_was_read = False
+        self._last_mark = 0
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._fh.write(
+            f"# Reads Logfile. Created by ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION}"
+            f" format)\n# Command line: {command_line}\n# Start time:   {stamp}\n"
+            "#  Ipos       Size  Copied_size  Error_size\n"
+        )
+
+    @staticmethod
+    def _t(seconds: float) -> str:
+        from engine.numbers import format_time
+
+        return format_time(seconds)
+
+    def phase(self, message: str, elapsed: float) -> None:
+        if self._last_was_read:
+            self._fh.write("\n")
+        self._fh.write(f"# {self._t(elapsed)}  {message}\n")
+        self._last_was_read = False
+        self._last_mark = int(elapsed)
+
+    def read(self, pos: int, size: int, copied: int, error: int, elapsed: float) -> None:
+        if int(elapsed) > self._last_mark:
+            self._last_mark = int(elapsed)
+            self._fh.write(f"# {self._t(elapsed)}\n")
+        self._fh.write(f"0x{pos:08X}\t{size}\t{copied}\t{error}\n")
+        self._last_was_read = True
+
+    def close(self) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._fh.write(f"# End time:     {stamp}\n")
+        self._fh.close()

@@ -1,0 +1,359 @@
+"""The rescue driver: ddrescue's phase pipeline, one read per :meth:`Rescuer.step`.
+
+The passes (``engine.passes``) are generators that look at the map, decide the next read and
+yield it; the :class:`Rescuer` performs it, records the outcome in the map exactly as ddrescue
+does, and keeps the counters, the read log and the periodic mapfile saves. Because the passes
+consult the map afresh before every read, a caller may slip its own reads in between two steps
+(:meth:`Rescuer.read_range`): the live mount does that for urgent requests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
+from engine.errors import DdfsError
+from engine.mapfile import MapData, format_header, iter_mapfile_text, save_mapfile
+from engine.options import RescueOptions
+from engine.output import Output
+from engine.readlog import ReadLog
+from engine.source import Source, classify_error
+
+
+@dataclass
+class Read:
+    """One read of the schedule; ``copied`` and ``error_size`` are filled in when done."""
+
+    pos: int
+    size: int
+    backward: bool = False
+    copied: int = 0
+    error_size: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.pos + self.size
+
+    @property
+    def failed(self) -> bool:
+        return self.error_size > 0
+
+
+class Stop(Exception):
+    """The run stops before a read: an interrupt or a limit. ``signum`` is set for a signal."""
+
+    def __init__(self, message: str, signum: int = 0) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Rescuer:
+    """Drives one rescue run over a source, an output and a map.
+
+    Args:
+        opts: the options.
+        source: the input, already open.
+        output: the output, already open.
+        data: the map as loaded (already normalised by :func:`engine.setup.prepare`).
+        domain: the rescue domain as sorted, disjoint ``(start, end)`` ranges.
+        mapfile: where the map is saved (None: no mapfile).
+        resume: the saved status line allows resuming (ddrescue's rules).
+    """
+
+    def __init__(
+        self,
+        opts: RescueOptions,
+        source: Source,
+        output: Output,
+        data: MapData,
+        domain: list[tuple[int, int]],
+        mapfile: str | None,
+    ) -> None:
+        self.opts = opts
+        self.source = source
+        self.output = output
+        self.bmap: BlockMap = data.bmap
+        self.domain = domain
+        self.mapfile = mapfile
+        self.offset = (opts.output_pos if opts.output_pos is not None else opts.input_pos) - (
+            opts.input_pos
+        )
+        self.ss = opts.sector_size
+        self.softbs = opts.cluster_size
+        self.skip_initial, self.skip_max = opts.skip_sizes(source.size)
+        self.saved_status = data.current_status
+        self.saved_pass = data.current_pass
+        self.saved_pos = data.current_pos
+        self.current_pos = data.current_pos
+        self.status = NON_TRIED
+        self.current_pass = 1
+        self.message = ""
+        self.interrupted = 0  # the signal number once one arrives
+        self.start_time = time.time()
+        self.read_errors = 0
+        self.reads = 0
+        self.rescued_this_run = 0
+        self.last_good_read: float | None = None
+        self.last_read_pos = opts.input_pos
+        self.initial_bad_areas = self.bmap.count_of(BAD_SECTOR)
+        self.stop_message = ""
+        self.finished = False
+        self._buf = bytearray(max(self.softbs, self.ss))
+        self._view = memoryview(self._buf)
+        self._schedule = self._pipeline()
+        self._logged_message = ""
+        self.readlog = ReadLog(opts.log_reads, opts.command_line) if opts.log_reads else None
+        if opts.save_interval >= 0:
+            self._save_interval = opts.save_interval
+        else:
+            self._save_interval = -1
+        self._sync_interval = opts.sync_interval
+        self._last_save = time.monotonic()
+        self._last_sync = time.monotonic()
+        self._prev_save_was_sync = False
+        self.on_progress = None  # callable(rescuer) after each read, for status screens
+
+    # ------------------------------------------------------------------ domain helpers
+    def find_forward(self, pos: int, statuses: str) -> tuple[int, int] | None:
+        """The first run of ``statuses`` inside the domain at or after ``pos``."""
+        for a, b in self.domain:
+            if b <= pos:
+                continue
+            found = self.bmap.find_forward(max(a, pos), statuses, b)
+            if found:
+                return found
+        return None
+
+    def find_backward(self, pos: int, statuses: str) -> tuple[int, int] | None:
+        """The last run of ``statuses`` inside the domain before ``pos``."""
+        for a, b in reversed(self.domain):
+            if a >= pos:
+                continue
+            found = self.bmap.find_backward(min(b, pos), statuses, a)
+            if found:
+                return found
+        return None
+
+    def status_before(self, pos: int) -> str:
+        return self.bmap.status_at(pos - 1) if 0 < pos <= self.bmap.end else ""
+
+    def status_after(self, pos: int) -> str:
+        return self.bmap.status_at(pos) if 0 <= pos < self.bmap.end else ""
+
+    @property
+    def domain_start(self) -> int:
+        return self.domain[0][0] if self.domain else 0
+
+    @property
+    def domain_end(self) -> int:
+        return self.domain[-1][1] if self.domain else 0
+
+    def domain_size_of(self, statuses: str) -> int:
+        """Bytes of ``statuses`` inside the domain."""
+        if len(self.domain) == 1 and self.domain[0] == (0, self.bmap.end):
+            return sum(self.bmap.size_of(s) for s in statuses)
+        total = 0
+        for a, b in self.domain:
+            for s, e, st in self.bmap.blocks_from(a):
+                if s >= b:
+                    break
+                if st in statuses:
+                    total += min(e, b) - max(s, a)
+        return total
+
+    def direction(self, passno: int) -> bool:
+        """True for forwards: odd passes go the normal way, even ones the other (not with -u)."""
+        normal_forward = not self.opts.reverse
+        if self.opts.unidirectional or passno % 2 == 1:
+            return normal_forward
+        return not normal_forward
+
+    def set_phase(self, status: str, passno: int, message: str) -> None:
+        self.status = status
+        self.current_pass = passno
+        self.message = message
+
+    # ------------------------------------------------------------------ the pipeline
+    def _pipeline(self) -> Iterator[Read]:
+        from engine.passes import copy, retry, scrape, trim
+
+        if self.domain_size_of(NON_TRIED):
+            yield from copy.copying_phase(self)
+        if self.domain_size_of(NON_TRIMMED) and not self.opts.no_trim:
+            yield from trim.trimming_phase(self)
+        if self.domain_size_of(NON_SCRAPED) and not self.opts.no_scrape:
+            yield from scrape.scraping_phase(self)
+        if self.opts.max_retries != 0 and self.domain_size_of(BAD_SECTOR):
+            yield from retry.retrying_phase(self)
+
+    def step(self) -> bool:
+        """Do the next read of the schedule. Returns False once the schedule is complete.
+
+        Raises:
+            Stop: a signal arrived or a limit was reached (checked before the read).
+            DdfsError: a fatal read error, a write error or an EOF below finished data.
+        """
+        if self.finished:
+            return False
+        try:
+            read = next(self._schedule)
+        except StopIteration:
+            self.finished = True
+            self.status = FINISHED
+            self.message = "Finished"
+            return False
+        self.current_pos = read.end if read.backward else read.pos
+        self.check_limits()
+        self.do_read(read)
+        return True
+
+    def check_limits(self) -> None:
+        """ddrescue's checks before each read: the limits, then the interrupt flag."""
+        o = self.opts
+        if o.max_bad_areas >= 0:
+            limit = o.max_bad_areas + (self.initial_bad_areas if o.max_bad_areas_relative else 0)
+            if self.bmap.count_of(BAD_SECTOR) > limit:
+                raise Stop("Too many bad areas in input file")
+        if o.max_read_errors >= 0 and self.read_errors > o.max_read_errors:
+            raise Stop("Too many read errors")
+        if o.timeout >= 0 and self.read_errors:
+            since = self.last_good_read if self.last_good_read is not None else self.start_time
+            if time.time() - since > o.timeout:
+                raise Stop("Timeout expired")
+        if self.interrupted:
+            raise Stop("Interrupted by user", self.interrupted)
+
+    def do_read(self, read: Read) -> None:
+        """Read from the source, write what was read, and record the outcome in the map."""
+        view = self._view if read.size <= len(self._buf) else memoryview(bytearray(read.size))
+        if self.readlog is not None and self.message != self._logged_message:
+            self.readlog.phase(self.message, time.time() - self.start_time)
+            self._logged_message = self.message
+        copied, err = self.source.read_into(read.pos, read.size, view)
+        self.reads += 1
+        error_size = 0
+        if err:
+            classify_error(err, copied)
+            error_size = read.size - copied
+        read.copied, read.error_size = copied, error_size
+        if copied:
+            self.output.write(read.pos + self.offset, view[:copied])
+            self.last_good_read = time.time()
+            self.rescued_this_run += copied
+        self.bmap.set_status(read.pos, copied, FINISHED)
+        if error_size:
+            self.read_errors += 1
+            bad = NON_TRIMMED if (error_size > self.ss and self.status == NON_TRIED) else BAD_SECTOR
+            self.bmap.set_status(read.pos + copied, error_size, bad)
+        elif copied < read.size:
+            self._hit_eof(read.pos + copied)
+        self.last_read_pos = read.pos
+        if self.readlog is not None:
+            self.readlog.read(
+                read.pos, read.size, copied, error_size, time.time() - self.start_time
+            )
+        if err:
+            self.source.check_present()
+        self.maybe_save()
+        if self.on_progress is not None:
+            self.on_progress(self)
+
+    def read_range(self, pos: int, size: int) -> None:
+        """Read every not-finished part of ``[pos, pos+size)`` now, outside the schedule.
+
+        Used for urgent (on-demand) reads; failures are recorded as the copying phase would
+        record them, so the schedule does not read them twice for nothing.
+        """
+        end = min(pos + size, self.bmap.end)
+        while pos < end:
+            found = self.bmap.find_forward(pos, "?*/-", end)
+            if found is None:
+                return
+            s, e = found
+            e = min(e, s + self.softbs)
+            read = Read(s, e - s)
+            self.do_read(read)
+            pos = read.end
+
+    def _hit_eof(self, eof: int) -> None:
+        if self.bmap.find_forward(eof, FINISHED) is not None:
+            raise DdfsError("EOF found below the size calculated from mapfile.")
+        if self.opts.complete_only:
+            self.domain = [(a, min(b, eof)) for a, b in self.domain if a < eof]
+        else:
+            self.bmap.set_end(eof)
+            self.domain = [(a, min(b, eof)) for a, b in self.domain if a < eof]
+
+    # ------------------------------------------------------------------ saving
+    def save_interval(self) -> int:
+        if self._save_interval >= 0:
+            return self._save_interval
+        return 30 + min(270, len(self.bmap) // 38)
+
+    def maybe_save(self) -> None:
+        if self.mapfile is None:
+            return
+        now = time.monotonic()
+        if now - self._last_save >= self.save_interval():
+            self.save()
+
+    def save(self, final: bool = False) -> None:
+        """fsync the output, then write the mapfile atomically (``MAP.bak`` as ddrescue keeps it).
+
+        Raises:
+            DdfsError: the mapfile could not be written (the previous one is intact).
+        """
+        if self.mapfile is None:
+            return
+        self.output.fsync()
+        now = time.monotonic()
+        is_sync = final or now - self._last_sync >= self._sync_interval
+        header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
+        try:
+            save_mapfile(
+                self.mapfile,
+                iter_mapfile_text(
+                    self.bmap, self.current_pos, self.status, self.current_pass, header
+                ),
+                rotate_backup=self._prev_save_was_sync,
+            )
+        except OSError as exc:
+            raise DdfsError(f"Error writing mapfile '{self.mapfile}': {exc.strerror}") from None
+        self._prev_save_was_sync = is_sync
+        if is_sync:
+            self._last_sync = now
+        self._last_save = time.monotonic()
+
+    def close(self) -> None:
+        if self.readlog is not None:
+            self.readlog.close()
+            self.readlog = None
+
+    # ------------------------------------------------------------------ whole run
+    def run(self) -> None:
+        """Step until the schedule is complete (raises :class:`Stop` as :meth:`step` does)."""
+        while self.step():
+            pass
+
+    def finish_output(self) -> None:
+        """The end-of-run output adjustments of ``-x`` and ``-S``."""
+        if self.opts.sparse and self.output.sparse_end:
+            self.output.extend_to(self.output.sparse_end)
+        if self.opts.min_outfile_size:
+            self.output.extend_to(self.opts.min_outfile_size)
+
+
+def same_file(a: str, b: str) -> bool:
+    """Same name, or the same device and inode (ddrescue's sameness test)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    return bool(sa.st_rdev and sa.st_rdev == sb.st_rdev)

@@ -1,0 +1,160 @@
+"""Preparing a run: ddrescue's safety checks, loading and normalising the map, the domain.
+
+:func:`prepare` turns paths and options into a ready :class:`engine.rescuer.Rescuer`, or raises
+:class:`DdfsError` with ddrescue's message and exit status before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
+from engine.errors import DdfsError
+from engine.mapfile import MapData, parse_mapfile
+from engine.options import RescueOptions
+from engine.output import Output
+from engine.rescuer import Rescuer, same_file
+from engine.source import Source
+
+
+class NothingToDo(DdfsError):
+    """An empty domain: ddrescue says so and exits 0."""
+
+    exit_code = 0
+
+
+def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> None:
+    """The refusals ddrescue makes before opening anything for writing."""
+    if not opts.same_file and same_file(infile, outfile):
+        raise DdfsError("Infile and outfile are the same.")
+    if mapfile is not None:
+        for other in (infile, outfile):
+            if same_file(mapfile, other) or same_file(mapfile + ".bak", other):
+                raise DdfsError("Mapfile and infile/outfile are the same.")
+        if os.path.exists(mapfile) and not os.path.isfile(mapfile):
+            raise DdfsError("Mapfile exists and is not a regular file.")
+    if opts.truncate and opts.same_file:
+        raise DdfsError("Options '-t' and '--same-file' are incompatible.")
+    try:
+        st = os.stat(outfile)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        needs = opts.sparse or opts.preallocate or opts.min_outfile_size
+        if not opts.force or needs:
+            raise DdfsError(
+                "Output file exists and is not a regular file.\n"
+                "ddfs: Use '--force' if you really want to overwrite it, but be\n"
+                "ddfs: aware that all existing data in the output file will be lost."
+            )
+
+
+def load_map(mapfile: str | None) -> MapData:
+    if mapfile is None or not os.path.exists(mapfile):
+        return MapData()
+    if not os.access(mapfile, os.W_OK):
+        raise DdfsError(f"{mapfile}: Mapfile is not writable.")
+    return parse_mapfile(mapfile)
+
+
+def normalise(data: MapData, insize: int, opts: RescueOptions) -> None:
+    """Extend or crop the map to the input size (not with ``-C``); apply ``-M`` and ``-A``."""
+    bm = data.bmap
+    if opts.complete_only:
+        if bm.end == 0:
+            raise DdfsError("Nothing to complete; mapfile is missing or empty.")
+        if insize >= 0 and bm.end > insize:
+            _crop(bm, insize)
+        return
+    if insize < 0:
+        insize = 2**63 - 1
+    if bm.end > insize:
+        _crop(bm, insize)
+    elif bm.end < insize:
+        bm.set_end(insize, NON_TRIED)
+
+
+def _crop(bm: BlockMap, insize: int) -> None:
+    last_start, _, last_status = bm.block_at(bm.end - 1)
+    if last_start > insize or (last_start == insize and last_status == FINISHED):
+        raise DdfsError("Last block in mapfile begins past end of input file.")
+    if bm.find_forward(insize, FINISHED) is not None:
+        raise DdfsError(
+            "Rescued data in mapfile goes past end of input file.\n"
+            "ddfs: Use '-C' if you want to continue the rescue anyway."
+        )
+    bm.set_end(insize)
+
+
+def make_domain(bm: BlockMap, insize: int, opts: RescueOptions) -> list[tuple[int, int]]:
+    start = opts.input_pos
+    limit = bm.end if opts.complete_only or insize < 0 else insize
+    if insize >= 0 and start >= insize and not (opts.domain_size == 0):
+        raise DdfsError(
+            f"Can't start reading at pos {start}.\nddfs: Input file is only {insize} bytes long."
+        )
+    end = limit if opts.domain_size < 0 else min(limit, start + opts.domain_size)
+    if end <= start:
+        return []
+    return [(start, end)]
+
+
+def _change(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: str) -> None:
+    for a, b in domain:
+        pos = a
+        while True:
+            found = bm.find_forward(pos, frm, b)
+            if found is None:
+                break
+            bm.set_status(found[0], found[1] - found[0], to)
+            pos = found[1]
+
+
+def prepare(
+    infile: str, outfile: str, mapfile: str | None, opts: RescueOptions
+) -> tuple[Rescuer, bool]:
+    """Check, open and load everything. Returns the rescuer and whether the map existed.
+
+    Raises:
+        DdfsError: a refusal or a bad file, with ddrescue's message and status.
+        NothingToDo: the domain is empty (exit 0).
+    """
+    check_paths(infile, outfile, mapfile, opts)
+    test_map = None
+    if opts.test_map is not None:
+        if not os.path.exists(opts.test_map) and opts.test_map != "-":
+            raise DdfsError(f"{opts.test_map}: Test mapfile does not exist or is not readable.")
+        test_map = parse_mapfile(opts.test_map, loose=opts.loose_domain).bmap
+    data = load_map(mapfile)
+    existed = not data.blank
+    if opts.truncate and existed and data.bmap.end > 0:
+        raise DdfsError("Outfile truncation and mapfile input are incompatible.")
+    source = Source(infile, opts.sector_size, opts.direct_in, test_map)
+    try:
+        normalise(data, source.size, opts)
+        domain = make_domain(data.bmap, source.size, opts)
+        if opts.retrim:
+            _change(data.bmap, domain, NON_SCRAPED + BAD_SECTOR, NON_TRIMMED)
+        if opts.try_again:
+            _change(data.bmap, domain, NON_TRIMMED + NON_SCRAPED, NON_TRIED)
+        output = Output(
+            outfile,
+            truncate=opts.truncate,
+            direct=opts.direct_out,
+            compare=opts.compare,
+            sparse=opts.sparse,
+            synchronous=opts.synchronous,
+        )
+    except BaseException:
+        source.close()
+        raise
+    if opts.preallocate and domain:
+        offset = (
+            opts.output_pos if opts.output_pos is not None else opts.input_pos
+        ) - opts.input_pos
+        dend = domain[-1][1] + offset
+        if output.is_regular and output.size() < dend:
+            output.preallocate(domain[0][0] + offset, domain[-1][1] - domain[0][0])
+    rescuer = Rescuer(opts, source, output, data, domain, mapfile)
+    return rescuer, existed

@@ -24,7 +24,9 @@ PROG = "ddfs"
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``ddfs: MESSAGE`` on stderr and exit with ``code``."""
-    sys.stderr.write(f"{PROG}: {message}\n")
+    lines = message.split("\n")
+    indent = " " * (len(PROG) + 2)
+    sys.stderr.write(f"{PROG}: {lines[0]}\n" + "".join(f"{indent}{x}\n" for x in lines[1:]))
     sys.stderr.flush()
     raise SystemExit(code)
 

@@ -53,6 +53,7 @@ class MapData:
     current_pass: int = 1
     blank: bool = True  # no status line: a new rescue
     first_pos: int = 0  # where the first block line started (the gap before it is '?')
+    last_pos: int = 0  # where the last block line started
 
 
 def _c_int(text: str) -> int:
@@ -140,6 +141,11 @@ class _Builder:
         self.sts.extend(sts)
         self.next_pos = ends[-1]
         return True
+
+    def last_pos(self) -> int:
+        if self.loose:
+            return max((p for p, _, _, _ in self.loose_blocks), default=0)
+        return self.starts[-1] if self.starts else 0
 
     def build(self) -> tuple[BlockMap, int]:
         if self.loose:
@@ -259,6 +265,7 @@ def _parse_stream(fh, name: str, loose: bool) -> MapData:  # type: ignore[no-unt
             break
     data.blank = not have_status
     data.bmap, data.first_pos = builder.build()
+    data.last_pos = builder.last_pos()
     return data
 
 

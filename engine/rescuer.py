@@ -91,6 +91,7 @@ class Rescuer:
         self.status = NON_TRIED
         self.current_pass = 1
         self.message = ""
+        self._pending_phase: tuple[str, int, str] | None = None
         self.interrupted = 0  # the signal number once one arrives
         self.start_time = time.time()
         self.read_errors = 0
@@ -172,9 +173,14 @@ class Rescuer:
         return not normal_forward
 
     def set_phase(self, status: str, passno: int, message: str) -> None:
-        self.status = status
-        self.current_pass = passno
-        self.message = message
+        """Announce a phase or pass; it becomes current with its first read (as in ddrescue,
+        a pass that reads nothing leaves no trace in the map or the read log)."""
+        self._pending_phase = (status, passno, message)
+
+    def _apply_phase(self) -> None:
+        if self._pending_phase is not None:
+            self.status, self.current_pass, self.message = self._pending_phase
+            self._pending_phase = None
 
     # ------------------------------------------------------------------ the pipeline
     def _pipeline(self) -> Iterator[Read]:
@@ -205,6 +211,7 @@ class Rescuer:
             self.status = FINISHED
             self.message = "Finished"
             return False
+        self._apply_phase()
         self.current_pos = read.end if read.backward else read.pos
         self.check_limits()
         self.do_read(read)

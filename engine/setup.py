@@ -17,6 +17,9 @@ from engine.output import Output
 from engine.rescuer import Rescuer, same_file
 from engine.source import Source
 
+TRY_HELP = "Try 'ddfs rescue --help' for more information."
+USE_C = "Use '-C' if you are reading from a partial copy.\n"
+
 
 class NothingToDo(DdfsError):
     """An empty domain: ddrescue says so and exits 0."""
@@ -27,11 +30,11 @@ class NothingToDo(DdfsError):
 def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> None:
     """The refusals ddrescue makes before opening anything for writing."""
     if not opts.same_file and same_file(infile, outfile):
-        raise DdfsError("Infile and outfile are the same.")
+        raise DdfsError(f"{infile}: Infile and outfile are the same.")
     if mapfile is not None:
-        for other in (infile, outfile):
+        for other, what in ((infile, "Infile"), (outfile, "Outfile")):
             if same_file(mapfile, other) or same_file(mapfile + ".bak", other):
-                raise DdfsError("Mapfile and infile/outfile are the same.")
+                raise DdfsError(f"{other}: {what} and mapfile are the same.")
         if os.path.exists(mapfile) and not os.path.isfile(mapfile):
             raise DdfsError("Mapfile exists and is not a regular file.")
     if opts.truncate and opts.same_file:
@@ -44,9 +47,9 @@ def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOpti
         needs = opts.sparse or opts.preallocate or opts.min_outfile_size
         if not opts.force or needs:
             raise DdfsError(
-                "Output file exists and is not a regular file.\n"
-                "ddfs: Use '--force' if you really want to overwrite it, but be\n"
-                "ddfs: aware that all existing data in the output file will be lost."
+                f"{outfile}: Output file exists and is not a regular file.\n"
+                "Use '--force' if you really want to overwrite it, but be\n"
+                "aware that all existing data in the output file will be lost.\n" + TRY_HELP
             )
 
 
@@ -65,24 +68,26 @@ def normalise(data: MapData, insize: int, opts: RescueOptions) -> None:
         if bm.end == 0:
             raise DdfsError("Nothing to complete; mapfile is missing or empty.")
         if insize >= 0 and bm.end > insize:
-            _crop(bm, insize)
+            _crop(data, insize)
         return
     if insize < 0:
         insize = 2**63 - 1
     if bm.end > insize:
-        _crop(bm, insize)
+        _crop(data, insize)
     elif bm.end < insize:
         bm.set_end(insize, NON_TRIED)
 
 
-def _crop(bm: BlockMap, insize: int) -> None:
-    last_start, _, last_status = bm.block_at(bm.end - 1)
-    if last_start > insize or (last_start == insize and last_status == FINISHED):
-        raise DdfsError("Last block in mapfile begins past end of input file.")
+def _crop(data: MapData, insize: int) -> None:
+    bm = data.bmap
+    last_status = bm.block_at(bm.end - 1)[2]
+    if data.last_pos > insize or (data.last_pos == insize and last_status == FINISHED):
+        raise DdfsError(
+            "Last block in mapfile begins past end of input file.\n" + USE_C + TRY_HELP
+        )
     if bm.find_forward(insize, FINISHED) is not None:
         raise DdfsError(
-            "Rescued data in mapfile goes past end of input file.\n"
-            "ddfs: Use '-C' if you want to continue the rescue anyway."
+            "Rescued data in mapfile goes past end of input file.\n" + USE_C + TRY_HELP
         )
     bm.set_end(insize)
 
@@ -92,7 +97,7 @@ def make_domain(bm: BlockMap, insize: int, opts: RescueOptions) -> list[tuple[in
     limit = bm.end if opts.complete_only or insize < 0 else insize
     if insize >= 0 and start >= insize and not (opts.domain_size == 0):
         raise DdfsError(
-            f"Can't start reading at pos {start}.\nddfs: Input file is only {insize} bytes long."
+            f"Can't start reading at pos {start}.\nInput file is only {insize} bytes long."
         )
     end = limit if opts.domain_size < 0 else min(limit, start + opts.domain_size)
     if end <= start:

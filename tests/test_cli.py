@@ -1,0 +1,116 @@
+"""``ddfs rescue`` refusals, exit statuses and signals, checked against GNU ddrescue 1.27."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ddfs_cmd, map_lines, run_ddfs, run_ddrescue
+
+
+def both(tmp_path: Path, *args: str) -> tuple[int, int, str]:
+    """Run ddrescue and ddfs rescue with the same arguments; return both exit codes."""
+    a = run_ddrescue(*args)
+    b = run_ddfs("rescue", *args)
+    return a.returncode, b.returncode, b.stderr
+
+
+def test_same_file_refused(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    link = tmp_path / "link"
+    link.symlink_to(infile)
+    before = infile.read_bytes()
+    for out in (str(infile), str(link)):
+        rc1, rc2, err = both(tmp_path, str(infile), out, str(tmp_path / "m"))
+        assert rc1 == rc2 == 1
+        assert "Infile and outfile are the same." in err
+    assert infile.read_bytes() == before
+    assert not (tmp_path / "m").exists()
+
+
+def test_mapfile_same_as_input_or_output(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    out = tmp_path / "out"
+    out.write_bytes(b"x")
+    rc1, rc2, err = both(tmp_path, str(infile), str(out), str(infile))
+    assert rc1 == rc2 == 1 and "Infile and mapfile are the same." in err
+    rc1, rc2, err = both(tmp_path, str(infile), str(out), str(out))
+    assert rc1 == rc2 == 1 and "Outfile and mapfile are the same." in err
+    assert out.read_bytes() == b"x"
+
+
+def test_device_output_needs_force(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    rc1, rc2, err = both(tmp_path, str(infile), "/dev/null", str(tmp_path / "m"))
+    assert rc1 == rc2 == 1 and "not a regular file" in err and "--force" in err
+    res = run_ddfs("rescue", "-f", "-q", str(infile), "/dev/null", str(tmp_path / "m2"))
+    assert res.returncode == 0, res.stderr
+    res = run_ddfs("rescue", "-f", "-S", str(infile), "/dev/null", str(tmp_path / "m3"))
+    assert res.returncode == 1
+
+
+def test_truncate_with_existing_map_refused(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    mp = tmp_path / "m"
+    assert run_ddfs("rescue", "-q", str(infile), str(tmp_path / "o"), str(mp)).returncode == 0
+    rc1, rc2, err = both(tmp_path, "-t", str(infile), str(tmp_path / "o"), str(mp))
+    assert rc1 == rc2 == 1 and "incompatible" in err
+
+
+def test_empty_domain_and_bad_start(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    rc1, rc2, _ = both(tmp_path, "-s0", str(infile), str(tmp_path / "o"), str(tmp_path / "m"))
+    assert rc1 == rc2 == 0
+    rc1, rc2, err = both(tmp_path, "-i1Mi", str(infile), str(tmp_path / "o"), str(tmp_path / "n"))
+    assert rc1 == rc2 == 1 and "Can't start reading" in err
+
+
+def test_bad_option_values_exit_1(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 16)
+    for opt in ("-c0", "-K1k", "--cpass=6", "-b1.5k", "-T1.5", "-s1K"):
+        rc1, rc2, err = both(tmp_path, opt, str(infile), str(tmp_path / "o"), str(tmp_path / "m"))
+        assert rc1 == rc2 == 1, (opt, err)
+    assert not (tmp_path / "m").exists()
+
+
+def test_input_opened_read_only_and_unchanged(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 20)
+    os.chmod(infile, 0o444)
+    before = infile.read_bytes()
+    res = run_ddfs("rescue", "-q", str(infile), str(tmp_path / "o"), str(tmp_path / "m"))
+    assert res.returncode == 0, res.stderr
+    assert infile.read_bytes() == before == (tmp_path / "o").read_bytes()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_signal_saves_map_and_reraises(tmp_path: Path, sig: int, code: int) -> None:
+    big = tmp_path / "big"
+    with open(big, "wb") as fh:
+        fh.truncate(64 << 30)  # sparse: reads are fast but take seconds in all
+    mp = tmp_path / "m"
+    proc = subprocess.Popen(ddfs_cmd("rescue", "-q", str(big), str(tmp_path / "o"), str(mp)))
+    try:
+        deadline = time.monotonic() + 10
+        while not mp.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == -sig, rc  # died by the same signal: the shell shows 128+N
+    assert 128 + sig == code
+    status = map_lines(mp)[0].split()
+    assert status[1] == "?", "the phase status stays after an interrupt"
+    rescued = int(map_lines(mp)[1].split()[1], 0)
+    assert int(status[0], 0) == rescued, "current_pos names the first unread block"
+    assert os.path.getsize(tmp_path / "o") == rescued
+    res = subprocess.run(["ddrescuelog", "-t", str(mp)], capture_output=True, text=True)
+    assert res.returncode == 0

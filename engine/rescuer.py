@@ -95,6 +95,7 @@ class Rescuer:
         self.interrupted = 0  # the signal number once one arrives
         self.start_time = time.time()
         self.read_errors = 0
+        self.error_bytes = 0
         self.reads = 0
         self.rescued_this_run = 0
         self.last_good_read: float | None = None
@@ -253,6 +254,7 @@ class Rescuer:
         self.bmap.set_status(read.pos, copied, FINISHED)
         if error_size:
             self.read_errors += 1
+            self.error_bytes += error_size
             bad = NON_TRIMMED if (error_size > self.ss and self.status == NON_TRIED) else BAD_SECTOR
             self.bmap.set_status(read.pos + copied, error_size, bad)
         elif copied < read.size:

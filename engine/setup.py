@@ -76,6 +76,35 @@ def normalise(data: MapData, insize: int, opts: RescueOptions) -> None:
         _crop(data, insize)
     elif bm.end < insize:
         bm.set_end(insize, NON_TRIED)
+    join_subsectors(bm, opts.sector_size)
+
+
+_ORDER = "?*/-"
+
+
+def join_subsectors(bm: BlockMap, ss: int) -> None:
+    """ddrescue's subsector join: a sector split between two unfinished blocks goes wholly to
+    the less processed one (``? < * < / < -``); ``+`` blocks are never altered."""
+    starts, _ = bm.arrays()
+    if ss <= 1 or not any(s % ss for s in starts):
+        return
+    pos = 0
+    while True:
+        start, end, left = bm.block_at(pos)
+        if end >= bm.end:
+            return
+        _, next_end, right = bm.block_at(end)
+        if end % ss == 0 or FINISHED in (left, right):
+            pos = end
+            continue
+        sector_start = end - end % ss
+        if _ORDER.index(left) <= _ORDER.index(right):
+            bm.set_status(end, min(sector_start + ss, next_end) - end, left)
+            pos = start
+        else:
+            lo = max(sector_start, start)
+            bm.set_status(lo, end - lo, right)
+            pos = lo if lo > start or start == 0 else bm.block_at(start - 1)[0]
 
 
 def _crop(data: MapData, insize: int) -> None:

@@ -58,6 +58,8 @@ class StatusScreen:
             self.current_rate = (rescued - self._last_rescued) / dt
             self._samples.append(self.current_rate)
             self._last_rescued = rescued
+            self.error_rate = (r.error_bytes - self._last_errors) / dt
+            self._last_errors = r.error_bytes
             self._last_sample = now
 
     def lines(self, r: Rescuer) -> list[str]:
@@ -85,7 +87,8 @@ class StatusScreen:
             f"     opos: {self._b(ipos + r.offset):>10}, non-scraped: "
             f"{self._b(bm.size_of(NON_SCRAPED)):>10},  average rate: {self._rate(avg):>11}",
             f"non-tried: {self._b(r.domain_size_of(NON_TRIED)):>10},  bad-sector: "
-            f"{self._b(r.domain_size_of(BAD_SECTOR)):>10},    error rate: {self._rate(0):>11}",
+            f"{self._b(r.domain_size_of(BAD_SECTOR)):>10},    error rate: "
+            f"{self._rate(self.error_rate):>11}",
             f"  rescued: {self._b(rescued):>10},   bad areas: {bm.count_of(BAD_SECTOR):8d},"
             f"        run time: {format_time(elapsed):>11}",
             f"pct rescued: {pct(rescued, domain):>8}, read errors:{r.read_errors:9d},"
@@ -99,6 +102,18 @@ class StatusScreen:
         from engine import DDRESCUE_VERSION, __version__
 
         self.out.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
+        if r.opts.verbosity:
+            size = sum(b - a for a, b in r.domain)
+            ipos = r.domain_start
+            self.out.write(
+                f"About to copy {format_size(size, self.binary)}Bytes from "
+                f"'{r.source.path}' to '{r.output.path}'\n"
+                f"    Starting positions: infile = {self._b(ipos)},"
+                f"  outfile = {self._b(ipos + r.offset)}\n"
+                f"    Copy block size: {r.softbs // r.ss} sectors"
+                f"       Initial skip size: {r.skip_initial // r.ss} sectors\n"
+                f"Sector size: {r.ss} Bytes\n\n"
+            )
         if existed:
             bm = r.bmap
             tried = r.domain_size_of(NON_TRIMMED + NON_SCRAPED + BAD_SECTOR)

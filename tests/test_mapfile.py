@@ -166,3 +166,29 @@ def test_loose_reading_sorts_and_fills() -> None:
     assert list(data.bmap) == [(0, 0x200, "+"), (0x200, 0x200, "?"), (0x400, 0x200, "+")]
     with pytest.raises(MapfileError, match="different status overlap"):
         parse_mapfile_text("0 ?\n0 0x200 +\n0x100 0x200 -\n", loose=True)
+
+
+NORMALISE = {
+    "subsector join": "0 ?\n0 0x1100 ?\n0x1100 0x1100 *\n0x2200 0x100 /\n0x2300 0x5d00 -\n"
+    "0x8000 0xF8000 +\n",
+    "join towards the right": "0 ?\n0 0x1100 -\n0x1100 0x3F00 ?\n0x5000 0xFB000 +\n",
+    "short map extended": "0 ?\n0 0x1000 +\n0x1000 0x1000 -\n",
+    "unfinished tail cropped": "0 ?\n0 0x1000 +\n0x1000 0x200000 *\n",
+    "late first block": "0 ?\n0x3000 0x1000 -\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORMALISE))
+def test_normalisation_like_ddrescue(name: str, tmp_path: Path, random_file) -> None:
+    """§1.4: extend/crop to the input size and the subsector join, with no read done."""
+    infile = random_file(1 << 20)
+    maps = []
+    for tool, run in (("ddrescue", run_ddrescue), ("ddfs", run_ddfs)):
+        mp = tmp_path / f"{tool}.map"
+        mp.write_text(NORMALISE[name])
+        args = ("rescue",) if tool == "ddfs" else ()
+        opts = ("-q", "-b4096", "--cpass=0", "-N", "-n")
+        res = run(*args, *opts, str(infile), str(tmp_path / f"{tool}.out"), str(mp))
+        assert res.returncode == 0, res.stderr
+        maps.append(map_lines(mp))
+    assert maps[0] == maps[1]

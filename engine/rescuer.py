@@ -10,8 +10,9 @@ consult the map afresh before every read, a caller may slip its own reads in bet
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
@@ -116,7 +117,9 @@ class Rescuer:
         self._last_save = time.monotonic()
         self._last_sync = time.monotonic()
         self._prev_save_was_sync = False
-        self.on_progress = None  # callable(rescuer) after each read, for status screens
+        self.on_progress: Callable[[Rescuer], None] | None = None  # after each read
+        self.lock = threading.RLock()  # guards the map against readers in other threads
+        self.urgent_reads = False  # set by a scheduler that slips in on-demand reads
 
     # ------------------------------------------------------------------ domain helpers
     def find_forward(self, pos: int, statuses: str) -> tuple[int, int] | None:
@@ -215,6 +218,9 @@ class Rescuer:
         self._apply_phase()
         self.current_pos = read.end if read.backward else read.pos
         self.check_limits()
+        if self.urgent_reads and self.is_finished(read.pos, read.size):
+            read.copied = read.size  # rescued meanwhile by an on-demand read
+            return True
         self.do_read(read)
         return True
 
@@ -234,8 +240,14 @@ class Rescuer:
         if self.interrupted:
             raise Stop("Interrupted by user", self.interrupted)
 
-    def do_read(self, read: Read) -> None:
-        """Read from the source, write what was read, and record the outcome in the map."""
+    def do_read(self, read: Read, copying: bool | None = None) -> None:
+        """Read from the source, write what was read, and record the outcome in the map.
+
+        A failure bigger than one sector becomes ``*`` in the copying phase (or when
+        ``copying`` says so), ``-`` otherwise; finished data is never downgraded.
+        """
+        if copying is None:
+            copying = self.status == NON_TRIED
         view = self._view if read.size <= len(self._buf) else memoryview(bytearray(read.size))
         if self.readlog is not None and self.message != self._logged_message:
             self.readlog.phase(self.message, time.time() - self.start_time)
@@ -251,14 +263,15 @@ class Rescuer:
             self.output.write(read.pos + self.offset, view[:copied])
             self.last_good_read = time.time()
             self.rescued_this_run += copied
-        self.bmap.set_status(read.pos, copied, FINISHED)
-        if error_size:
-            self.read_errors += 1
-            self.error_bytes += error_size
-            bad = NON_TRIMMED if (error_size > self.ss and self.status == NON_TRIED) else BAD_SECTOR
-            self.bmap.set_status(read.pos + copied, error_size, bad)
-        elif copied < read.size:
-            self._hit_eof(read.pos + copied)
+        with self.lock:
+            self.bmap.set_status(read.pos, copied, FINISHED)
+            if error_size:
+                self.read_errors += 1
+                self.error_bytes += error_size
+                bad = NON_TRIMMED if (error_size > self.ss and copying) else BAD_SECTOR
+                self._mark_unfinished(read.pos + copied, error_size, bad)
+            elif copied < read.size:
+                self._hit_eof(read.pos + copied)
         self.last_read_pos = read.pos
         if self.readlog is not None:
             self.readlog.read(
@@ -270,22 +283,61 @@ class Rescuer:
         if self.on_progress is not None:
             self.on_progress(self)
 
-    def read_range(self, pos: int, size: int) -> None:
-        """Read every not-finished part of ``[pos, pos+size)`` now, outside the schedule.
-
-        Used for urgent (on-demand) reads; failures are recorded as the copying phase would
-        record them, so the schedule does not read them twice for nothing.
-        """
-        end = min(pos + size, self.bmap.end)
+    def _mark_unfinished(self, pos: int, size: int, status: str) -> None:
+        """Give ``status`` to the parts of ``[pos, pos+size)`` that are not finished."""
+        end = pos + size
         while pos < end:
             found = self.bmap.find_forward(pos, "?*/-", end)
             if found is None:
                 return
+            self.bmap.set_status(found[0], found[1] - found[0], status)
+            pos = found[1]
+
+    def is_finished(self, pos: int, size: int) -> bool:
+        """Whether every byte of ``[pos, pos+size)`` is finished (callers hold no lock)."""
+        with self.lock:
+            return self.bmap.find_forward(pos, "?*/-", pos + size) is None
+
+    def read_urgent(self, pos: int, size: int) -> None:
+        """Rescue ``[pos, pos+size)`` now, outside the schedule (an on-demand read).
+
+        Non-tried data is read in cluster-sized pieces as the copying phase would; where such
+        a read fails, and in non-trimmed or non-scraped areas, only the requested sectors are
+        read, one at a time. Known bad sectors are not read again (retry passes do that).
+        Outcomes are recorded exactly as the pass schedule would record them.
+        """
+        ss, softbs = self.ss, self.softbs
+        lo = pos - pos % ss
+        hi = min(-(-(pos + size) // ss) * ss, self.bmap.end)
+        p = lo
+        while p < hi:
+            with self.lock:
+                found = self.bmap.find_forward(p, "?*/", hi)
+                status = self.bmap.status_at(found[0]) if found else ""
+            if found is None:
+                return
             s, e = found
-            e = min(e, s + self.softbs)
-            read = Read(s, e - s)
-            self.do_read(read)
-            pos = read.end
+            if status == NON_TRIED:
+                chunk_end = min(e, s + softbs)
+                if chunk_end < e:
+                    chunk_end = max(chunk_end - chunk_end % softbs, min(e, s + ss))
+                read = Read(s, chunk_end - s)
+                self.do_read(read, copying=True)
+                if read.failed:
+                    self._scrape(max(read.pos + read.copied, lo), min(read.end, hi))
+                p = read.end
+            else:
+                self._scrape(s, e)
+                p = e
+
+    def _scrape(self, start: int, end: int) -> None:
+        ss = self.ss
+        p = start
+        while p < end:
+            n = min((p // ss + 1) * ss, end) - p
+            if not self.is_finished(p, n):
+                self.do_read(Read(p, n), copying=False)
+            p += n
 
     def _hit_eof(self, eof: int) -> None:
         if self.bmap.find_forward(eof, FINISHED) is not None:

@@ -1,0 +1,155 @@
+"""The scheduler: one thread owns the source and runs the rescue; others submit urgent reads.
+
+:meth:`Scheduler.run` is the body of the engine thread. Between two background reads of the
+pass schedule it serves queued requests, most urgent first, so an on-demand read waits for at
+most the one background read in progress, and only this thread ever reads the source: a failing
+disk is never read in parallel. When the schedule is finished (or stopped by a limit) the thread
+stays to serve requests until :meth:`Scheduler.stop`; then it does the final save.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.errors import DdfsError
+from engine.rescuer import Rescuer, Stop
+
+URGENT = 0  # a reader is waiting
+READAHEAD = 1  # a sequential reader will want it soon
+
+
+@dataclass(order=True)
+class Request:
+    """A range to rescue ahead of the schedule. ``done`` is set when it has been tried."""
+
+    priority: int
+    seq: int
+    pos: int = field(compare=False)
+    size: int = field(compare=False)
+    submitted: float = field(compare=False, default_factory=time.monotonic)
+    done: threading.Event = field(compare=False, default_factory=threading.Event)
+    callbacks: list[Callable[[], None]] = field(compare=False, default_factory=list)
+
+
+class Scheduler:
+    """Runs a :class:`Rescuer` in the calling thread; :meth:`submit` and :meth:`stop` are
+    thread-safe."""
+
+    def __init__(self, rescuer: Rescuer) -> None:
+        self.rescuer = rescuer
+        rescuer.urgent_reads = True
+        self._cv = threading.Condition()
+        self._queue: list[Request] = []
+        self._seq = itertools.count()
+        self._stopping = False
+        self.background_done = False
+        self.outcome: BaseException | None = None  # Stop or DdfsError that ended the schedule
+        self.save_error: DdfsError | None = None
+        self.served = 0
+        self.serve_seconds = 0.0
+        self.finished = threading.Event()
+
+    # ------------------------------------------------------------------ other threads
+    def submit(
+        self,
+        pos: int,
+        size: int,
+        priority: int = URGENT,
+        callback: Callable[[], None] | None = None,
+    ) -> Request:
+        """Queue ``[pos, pos+size)``; ``callback`` runs in the engine thread when it is done."""
+        req = Request(priority, next(self._seq), pos, size)
+        if callback is not None:
+            req.callbacks.append(callback)
+        with self._cv:
+            if self._stopping or self.finished.is_set():
+                self._complete(req)
+                return req
+            heapq.heappush(self._queue, req)
+            self._cv.notify()
+        return req
+
+    def stop(self, signum: int = 0) -> None:
+        """Stop between two reads (recording ``signum`` as the interrupting signal)."""
+        with self._cv:
+            self._stopping = True
+            if signum and not self.rescuer.interrupted:
+                self.rescuer.interrupted = signum
+            self._cv.notify()
+
+    def pending(self) -> list[tuple[int, int, int, float]]:
+        """The queue as ``(priority, pos, size, age)``."""
+        now = time.monotonic()
+        with self._cv:
+            return [(r.priority, r.pos, r.size, now - r.submitted) for r in sorted(self._queue)]
+
+    # ------------------------------------------------------------------ the engine thread
+    def run(self) -> None:
+        """The engine thread's body; returns after :meth:`stop` and the final save."""
+        try:
+            while True:
+                req = self._next()
+                if req is not None:
+                    self._serve(req)
+                    continue
+                if self._stopping:
+                    break
+                self._background_step()
+        finally:
+            with self._cv:
+                pending, self._queue = self._queue, []
+            for req in pending:
+                self._complete(req)
+            try:
+                self.rescuer.save(final=True)
+            except DdfsError as exc:
+                self.save_error = exc
+            self.finished.set()
+
+    def _next(self) -> Request | None:
+        with self._cv:
+            while True:
+                if self._stopping:
+                    return None
+                if self._queue:
+                    return heapq.heappop(self._queue)
+                if not self.background_done:
+                    return None
+                self._cv.wait()
+
+    def _background_step(self) -> None:
+        try:
+            if not self.rescuer.step():
+                self.background_done = True
+        except Stop as exc:
+            self.outcome = exc
+            self.background_done = True
+            if exc.signum:
+                self.stop()
+        except DdfsError as exc:
+            self.outcome = exc
+            self.background_done = True
+
+    def _serve(self, req: Request) -> None:
+        start = time.monotonic()
+        try:
+            if not isinstance(self.outcome, DdfsError):  # a fatal error: the source is gone
+                self.rescuer.read_urgent(req.pos, req.size)
+        except DdfsError as exc:
+            self.outcome = exc
+            self.background_done = True
+        finally:
+            self.served += 1
+            self.serve_seconds += time.monotonic() - start
+            self._complete(req)
+
+    @staticmethod
+    def _complete(req: Request) -> None:
+        req.done.set()
+        for cb in req.callbacks:
+            cb()

@@ -213,6 +213,53 @@ def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
     raise SystemExit(run_rescue(infile, outfile, mapfile, opts))
 
 
+@main.command(cls=DdrescueCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("infile")
+@click.argument("outfile")
+@click.argument("mapfile")
+@click.argument("mountpoint")
+@rescue_options
+@click.option(
+    "--read-timeout",
+    default="5",
+    metavar="SECONDS",
+    help="answer an on-demand read by then (EIO or zeros) [5]",
+)
+@click.option(
+    "--unreadable",
+    type=click.Choice(["eio", "zero"]),
+    default="eio",
+    help="what a read of bad or unrescued data returns [eio]",
+)
+@click.option("--allow-other", is_flag=True, help="let other users read the mount")
+def mount(
+    infile: str,
+    outfile: str,
+    mapfile: str,
+    mountpoint: str,
+    read_timeout: str,
+    unreadable: str,
+    allow_other: bool,
+    **kw: Any,
+) -> None:
+    """Rescue INFILE as `ddfs rescue` does and serve the image at MOUNTPOINT while it runs.
+
+    MOUNTPOINT holds `image`, `p1`, `p2`, ... (one per partition), `mapfile` (the live map) and
+    `status.json`. Reads of data not rescued yet jump the queue.
+    """
+    from ddfs.mount import MountOptions, run_mount
+
+    try:
+        opts = build_options(kw, ["ddfs", "mount", *sys.argv[2:]])
+        timeout = float(read_timeout)
+        if timeout <= 0:
+            raise DdfsError("--read-timeout must be positive.")
+    except (DdfsError, ValueError) as exc:
+        fail(exc.message if isinstance(exc, DdfsError) else f"Bad --read-timeout: {exc}")
+    mopts = MountOptions(read_timeout=timeout, unreadable=unreadable, allow_other=allow_other)
+    raise SystemExit(run_mount(infile, outfile, mapfile, mountpoint, opts, mopts))
+
+
 @main.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))

@@ -298,12 +298,13 @@ class Rescuer:
         with self.lock:
             return self.bmap.find_forward(pos, "?*/-", pos + size) is None
 
-    def read_urgent(self, pos: int, size: int) -> None:
+    def read_urgent(self, pos: int, size: int, scrape: bool = True) -> None:
         """Rescue ``[pos, pos+size)`` now, outside the schedule (an on-demand read).
 
         Non-tried data is read in cluster-sized pieces as the copying phase would; where such
         a read fails, and in non-trimmed or non-scraped areas, only the requested sectors are
-        read, one at a time. Known bad sectors are not read again (retry passes do that).
+        read, one at a time (not with ``scrape=False``, for read-ahead). Known bad sectors are
+        not read again (retry passes do that).
         Outcomes are recorded exactly as the pass schedule would record them.
         """
         ss, softbs = self.ss, self.softbs
@@ -312,7 +313,7 @@ class Rescuer:
         p = lo
         while p < hi:
             with self.lock:
-                found = self.bmap.find_forward(p, "?*/", hi)
+                found = self.bmap.find_forward(p, "?*/" if scrape else "?", hi)
                 status = self.bmap.status_at(found[0]) if found else ""
             if found is None:
                 return
@@ -323,7 +324,7 @@ class Rescuer:
                     chunk_end = max(chunk_end - chunk_end % softbs, min(e, s + ss))
                 read = Read(s, chunk_end - s)
                 self.do_read(read, copying=True)
-                if read.failed:
+                if read.failed and scrape:
                     self._scrape(max(read.pos + read.copied, lo), min(read.end, hi))
                 p = read.end
             else:

@@ -139,7 +139,7 @@ class Scheduler:
         start = time.monotonic()
         try:
             if not isinstance(self.outcome, DdfsError):  # a fatal error: the source is gone
-                self.rescuer.read_urgent(req.pos, req.size)
+                self.rescuer.read_urgent(req.pos, req.size, scrape=req.priority == URGENT)
         except DdfsError as exc:
             self.outcome = exc
             self.background_done = True

@@ -269,7 +269,12 @@ def mount(
 @click.option("--error-ms", default=0.0, type=float, help="extra time of a failed read")
 @click.option("--weak", multiple=True, metavar="POS:SIZE:TRIES", help="area that fails TRIES times")
 @click.option("--hang", "hang", metavar="POS:SIZE", multiple=True, help="area whose reads hang")
-@click.option("--foreground/--background", default=True, help="stay in the foreground")
+@click.option(
+    "--foreground/--background",
+    default=True,
+    help="stay in the foreground [default]; --background returns once mounted "
+    "(the server's messages then go to a log file named on stderr)",
+)
 def simulate(**kw: Any) -> None:
     """Serve IMAGE as a failing disk MOUNTPOINT/disk (read-only FUSE), with stats.json."""
     from ddfs.simulate import main as simulate_main

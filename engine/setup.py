@@ -111,13 +111,9 @@ def _crop(data: MapData, insize: int) -> None:
     bm = data.bmap
     last_status = bm.block_at(bm.end - 1)[2]
     if data.last_pos > insize or (data.last_pos == insize and last_status == FINISHED):
-        raise DdfsError(
-            "Last block in mapfile begins past end of input file.\n" + USE_C + TRY_HELP
-        )
+        raise DdfsError("Last block in mapfile begins past end of input file.\n" + USE_C + TRY_HELP)
     if bm.find_forward(insize, FINISHED) is not None:
-        raise DdfsError(
-            "Rescued data in mapfile goes past end of input file.\n" + USE_C + TRY_HELP
-        )
+        raise DdfsError("Rescued data in mapfile goes past end of input file.\n" + USE_C + TRY_HELP)
     bm.set_end(insize)
 
 

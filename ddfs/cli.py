@@ -283,10 +283,10 @@ def simulate(**kw: Any) -> None:
 
 
 @main.command()
-@click.option("--size", default="32Mi", help="size of the generated disk")
+@click.option("--size", default="64Mi", help="size of the generated disk [64Mi]")
 @click.option("--keep", is_flag=True, help="keep the demo directory")
 def demo(size: str, keep: bool) -> None:
-    """Rescue a generated disk through a simulated failing source and show the result."""
+    """Use a generated disk's files while a simulated failing disk is being rescued."""
     from ddfs.demo import run_demo
 
     raise SystemExit(run_demo(parse_number(size, "--size"), keep))

@@ -232,6 +232,7 @@ def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
     help="what a read of bad or unrescued data returns [eio]",
 )
 @click.option("--allow-other", is_flag=True, help="let other users read the mount")
+@click.option("--loop", is_flag=True, help="also attach image and partitions as loop devices")
 def mount(
     infile: str,
     outfile: str,
@@ -240,6 +241,7 @@ def mount(
     read_timeout: str,
     unreadable: str,
     allow_other: bool,
+    loop: bool,
     **kw: Any,
 ) -> None:
     """Rescue INFILE as `ddfs rescue` does and serve the image at MOUNTPOINT while it runs.
@@ -256,7 +258,9 @@ def mount(
             raise DdfsError("--read-timeout must be positive.")
     except (DdfsError, ValueError) as exc:
         fail(exc.message if isinstance(exc, DdfsError) else f"Bad --read-timeout: {exc}")
-    mopts = MountOptions(read_timeout=timeout, unreadable=unreadable, allow_other=allow_other)
+    mopts = MountOptions(
+        read_timeout=timeout, unreadable=unreadable, allow_other=allow_other, loop=loop
+    )
     raise SystemExit(run_mount(infile, outfile, mapfile, mountpoint, opts, mopts))
 
 

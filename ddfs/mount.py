@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -42,57 +43,121 @@ class MountOptions:
     unreadable: str = "eio"
     allow_other: bool = False
     readahead: int = 1 << 20
-    partition_timeout: float = 60.0
+    loop: bool = False
+
+
+DEAD = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+def _dead(path: str, exc: OSError) -> DdfsError:
+    return DdfsError(
+        f"{path}: a previous mount is still attached but dead ({exc.strerror}).\n"
+        f"Clear it with 'fusermount3 -u -z {path}' and run ddfs mount again."
+    )
 
 
 def check_mountpoint(path: str) -> None:
     """Refuse a missing, non-empty or already mounted directory, and spot a dead mount."""
     try:
-        st = os.stat(path)
+        os.stat(path)
+        entries = os.listdir(path)  # a dead FUSE mount answers ENOTCONN here, not to stat
     except OSError as exc:
-        if exc.errno == errno.ENOTCONN:
-            raise DdfsError(
-                f"{path}: a previous mount is still attached but dead ({exc.strerror}).\n"
-                f"Clear it with 'fusermount3 -u -z {path}' and run ddfs mount again."
-            ) from None
+        if exc.errno in DEAD:
+            raise _dead(path, exc) from None
+        if exc.errno == errno.ENOTDIR:
+            raise DdfsError(f"{path}: Mount point is not a directory.") from None
         raise DdfsError(f"{path}: Can't use mount point: {exc.strerror}") from None
-    if not os.path.isdir(path):
-        raise DdfsError(f"{path}: Mount point is not a directory.")
     if os.path.ismount(path):
         raise DdfsError(f"{path}: Mount point is already a mount. Unmount it first.")
-    if os.listdir(path):
+    if entries:
         raise DdfsError(f"{path}: Mount point is not empty.")
-    del st
 
 
-async def find_partitions(view: View, reader: ImageReader, timeout: float) -> None:
-    """Rescue the partition tables through the engine, then show the partitions."""
+async def find_partitions(view: View, reader: ImageReader, retry_every: float = 2.0) -> None:
+    """Rescue the partition tables through the engine, then show the partitions.
+
+    The table sectors jump the queue once; if they cannot be had yet, the table is looked at
+    again every ``retry_every`` seconds until the background schedule is over.
+    """
     size = view.image_size
-    with trio.move_on_after(timeout):
-        for start, end in table_ranges(size):
-            await reader.rescue_range(start, end - start)
-        for _ in range(130):  # an EBR chain is read one link at a time
-            missing: list[tuple[int, int]] = []
-
-            def read(pos: int, n: int, missing: list[tuple[int, int]] = missing) -> bytes | None:
-                if pos + n > size or not view.rescuer.is_finished(pos, n):
-                    missing.append((pos, n))
-                    return None
-                data = os.pread(reader.fd, n, pos + reader.offset)
-                return data + bytes(n - len(data))
-
-            try:
-                parts = read_partitions(read, size)
-            except TableUnreadable:
-                pos, n = missing[-1]
-                if pos + n > size or not await reader.rescue_range(pos, n):
-                    view.partition_note = f"unreadable sector at {pos}"
-                    return
-                continue
-            view.set_partitions(parts)
-            view.partition_note = f"{len(parts)} partition(s)" if parts else "none found"
+    for start, end in table_ranges(size):
+        await reader.rescue_range(start, end - start)
+    while True:
+        if await _try_partitions(view, reader):
             return
-    view.partition_note = "not rescued yet (timed out)"
+        if view.scheduler.background_done:
+            if not await _try_partitions(view, reader):
+                view.partition_note += "; the rescue is over"
+            return
+        await trio.sleep(retry_every)
+
+
+async def _try_partitions(view: View, reader: ImageReader) -> bool:
+    size = view.image_size
+    for _ in range(130):  # an EBR chain is read one link at a time
+        missing: list[tuple[int, int]] = []
+
+        def read(pos: int, n: int, missing: list[tuple[int, int]] = missing) -> bytes | None:
+            if pos + n > size or not view.rescuer.is_finished(pos, n):
+                missing.append((pos, n))
+                return None
+            data = os.pread(reader.fd, n, pos + reader.offset)
+            return data + bytes(n - len(data))
+
+        try:
+            parts = read_partitions(read, size)
+        except TableUnreadable:
+            pos, n = missing[-1]
+            if pos + n > size or not await reader.rescue_range(pos, n):
+                view.partition_note = f"not readable yet (sector at {pos})"
+                return False
+            continue
+        view.set_partitions(parts)
+        view.partition_note = f"{len(parts)} partition(s)" if parts else "none found"
+        return True
+    return False
+
+
+class LoopDevices:
+    """``--loop``: ``image`` and each partition file attached read-only as loop devices.
+
+    One loop device per file (rather than ``losetup -P``) works on every kernel, including
+    those built without partition-table parsing, and maps each partition to a device name.
+    """
+
+    def __init__(self) -> None:
+        self.devices: dict[str, str] = {}
+
+    async def attach(self, path: str) -> None:
+        res = await trio.to_thread.run_sync(
+            lambda: subprocess.run(
+                ["losetup", "-r", "-f", "--show", path], capture_output=True, text=True
+            )
+        )
+        if res.returncode != 0:
+            sys.stderr.write(f"ddfs: losetup {path} failed: {res.stderr.strip()}\n")
+            return
+        self.devices[path] = res.stdout.strip()
+        sys.stderr.write(f"ddfs: {os.path.basename(path)} attached as {res.stdout.strip()}\n")
+
+    async def attach_all(self, mountpoint: str, view: View) -> None:
+        await self.attach(os.path.join(mountpoint, "image"))
+        while not view.partitions and not view.scheduler.background_done:
+            await trio.sleep(0.5)
+        for p in view.partitions:
+            await self.attach(os.path.join(mountpoint, f"p{p.number}"))
+
+    async def detach(self) -> None:
+        devices, self.devices = list(self.devices.values()), {}
+        for dev in devices:
+            await trio.to_thread.run_sync(
+                lambda dev=dev: subprocess.run(["losetup", "-d", dev], capture_output=True)
+            )
+        for dev in devices:
+            backing = f"/sys/block/{os.path.basename(dev)}/loop/backing_file"
+            with trio.move_on_after(10):
+                while os.path.exists(backing):  # the kernel lets go of the file lazily
+                    await trio.sleep(0.05)
 
 
 async def _serve(
@@ -104,6 +169,7 @@ async def _serve(
     fuse_opts: set[str],
 ) -> None:
     ops = Operations(view, reader)
+    loop = LoopDevices()
     pyfuse3.init(ops, mountpoint, fuse_opts)
     try:
         async with trio.open_nursery() as nursery:
@@ -114,14 +180,26 @@ async def _serve(
                         if not signals:
                             signals.append(signum)
                         view.scheduler.stop(signum)
+                        await loop.detach()
                         pyfuse3.terminate()
 
             nursery.start_soon(watch_signals)
-            nursery.start_soon(find_partitions, view, reader, mopts.partition_timeout)
+            nursery.start_soon(find_partitions, view, reader)
+            if mopts.loop:
+                nursery.start_soon(loop.attach_all, mountpoint, view)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
     finally:
         pyfuse3.close(unmount=True)
+
+
+def _ondemand_line(view: View) -> str:
+    s = view.scheduler
+    return (
+        f"  on-demand: {view.ondemand_reads} reads, {view.ondemand_timeouts} timeouts,"
+        f" {view.ondemand_eio} EIO, {view.readahead_requests} read-aheads,"
+        f" {len(s.pending())} queued; partitions: {view.partition_note}"
+    )
 
 
 def run_mount(
@@ -154,6 +232,7 @@ def run_mount(
     fuse_opts = set(pyfuse3.default_options) | {"fsname=ddfs", "subtype=ddfs", "ro"}
     if mopts.allow_other:
         fuse_opts.add("allow_other")
+    screen.extra = lambda: _ondemand_line(view)
     screen.start(rescuer, existed)
     engine = threading.Thread(target=scheduler.run, name="ddfs-engine", daemon=True)
     engine.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
@@ -43,6 +44,7 @@ class StatusScreen:
         self.error_rate = 0.0
         self._samples: deque[float] = deque(maxlen=30)
         self._last_message = ""
+        self.extra: Callable[[], str] | None = None  # one more line (the mount's figures)
 
     def _b(self, n: float) -> str:
         return format_size(n, self.binary) + "B"
@@ -81,7 +83,7 @@ class StatusScreen:
             format_time(time.time() - r.last_good_read) if r.last_good_read is not None else "n/a"
         )
         ipos = r.last_read_pos
-        return [
+        out = [
             f"     ipos: {self._b(ipos):>10}, non-trimmed: {self._b(bm.size_of(NON_TRIMMED)):>10},"
             f"  current rate: {self._rate(self.current_rate):>11}",
             f"     opos: {self._b(ipos + r.offset):>10}, non-scraped: "
@@ -95,6 +97,9 @@ class StatusScreen:
             f"  remaining time: {rem:>11}",
             f"{'':30}time since last successful read: {since:>11}",
         ]
+        if self.extra is not None:
+            out.append(self.extra())
+        return out
 
     def start(self, r: Rescuer, existed: bool) -> None:
         if self.quiet:
@@ -139,9 +144,10 @@ class StatusScreen:
             if new_phase and self._drawn:
                 self.out.write("\n")  # scroll: keep the last state of the previous pass
                 self._drawn = False
-            body = "\n".join(self.lines(r)) + "\n" + r.message
+            lines = self.lines(r)
+            body = "\n".join(lines) + "\n" + r.message
             if self._drawn:
-                self.out.write("\r\x1b[A" * 6 + "\r" + body)
+                self.out.write("\r\x1b[A" * len(lines) + "\r" + body)
             else:
                 self.out.write(body)
             self._drawn = True

@@ -1,0 +1,100 @@
+"""The FUSE adapter mounted in the test process (pytest-trio), and called directly."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pyfuse3
+import pytest
+import trio
+
+from ddfs.fusefs import Operations
+from ddfs.reader import ImageReader
+from ddfs.view import IMAGE_INODE, ROOT_INODE, View
+from engine.mapfile import parse_mapfile_text
+from engine.options import RescueOptions
+from engine.scheduler import Scheduler
+from engine.setup import prepare
+from tests.test_view import BAD, TESTMAP
+
+pytestmark = pytest.mark.fuse
+run_io = functools.partial(trio.to_thread.run_sync, abandon_on_cancel=True)
+
+
+@pytest.fixture
+async def mounted(tmp_path: Path, random_file) -> AsyncIterator[tuple[Path, Path, Operations]]:
+    infile = random_file(8 << 20)
+    (tmp_path / "tm").write_text(TESTMAP)
+    opts = RescueOptions(test_map=str(tmp_path / "tm"))
+    r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
+    sched = Scheduler(r)
+    engine = threading.Thread(target=sched.run)
+    engine.start()
+    view = View(sched, r.source.size)
+    reader = ImageReader(view, str(tmp_path / "out"), timeout=5)
+    ops = Operations(view, reader)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    pyfuse3.init(ops, str(mnt), {"fsname=ddfs-test", "ro"})
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pyfuse3.main)
+            try:
+                yield mnt, infile, ops
+            finally:
+                pyfuse3.terminate()
+    finally:
+        pyfuse3.close(unmount=True)
+        sched.stop()
+        await run_io(engine.join)
+        reader.close()
+        r.close()
+        r.source.close()
+        r.output.close()
+    assert not os.path.ismount(mnt)
+
+
+async def test_reads_in_process(mounted: tuple[Path, Path, Operations]) -> None:
+    mnt, infile, ops = mounted
+    original = infile.read_bytes()
+    assert sorted(await run_io(os.listdir, mnt)) == ["image", "mapfile", "status.json"]
+
+    def read(pos: int, size: int) -> bytes:
+        fd = os.open(mnt / "image", os.O_RDONLY)
+        try:
+            return os.pread(fd, size, pos)
+        finally:
+            os.close(fd)
+
+    assert await run_io(read, 3 << 20, 1 << 20) == original[3 << 20 : 4 << 20]
+    with pytest.raises(OSError) as info:
+        await run_io(read, BAD[0], 4096)
+    assert info.value.errno == errno.EIO
+    text = await run_io((mnt / "mapfile").read_text)
+    assert parse_mapfile_text(text).bmap.end == 8 << 20
+    st = json.loads(await run_io((mnt / "status.json").read_text))
+    assert st["ondemand"]["reads"] >= 1
+    assert ops.internal_errors == 0
+
+
+async def test_operations_called_directly(mounted: tuple[Path, Path, Operations]) -> None:
+    _, _, ops = mounted
+    attr = await ops.lookup(ROOT_INODE, b"image", None)
+    assert attr.st_ino == IMAGE_INODE and attr.st_size == 8 << 20
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await ops.lookup(ROOT_INODE, b"nothing", None)
+    assert info.value.errno == errno.ENOENT
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await ops.open(IMAGE_INODE, os.O_RDWR, None)
+    assert info.value.errno == errno.EROFS
+    fi = await ops.open(IMAGE_INODE, os.O_RDONLY, None)
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await ops.read(fi.fh, BAD[0], 512)
+    assert info.value.errno == errno.EIO
+    await ops.release(fi.fh)

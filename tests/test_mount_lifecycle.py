@@ -1,0 +1,96 @@
+"""Lifecycle of ``ddfs mount``: umount, --loop, a dead mount left by a crash, read-ahead."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import map_lines, run_ddfs
+from tests.mountproc import live_mount, status, wait_for
+from tests.simdisk import abort_fuse, is_mounted, simulated_disk
+from tests.test_mount import write_testmap
+from tests.test_partitions import LAYOUTS, make_disk
+
+pytestmark = pytest.mark.fuse
+
+
+def test_umount_stops_cleanly_and_map_is_complete(tmp_path: Path, random_file) -> None:
+    infile = random_file(4 << 20)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with live_mount(infile, tmp_path / "out", tmp_path / "map", mnt, "-q") as m:
+        wait_for(lambda: status(mnt)["phase"] == "finished", 30, "rescue did not finish")
+        assert is_mounted(mnt)  # stays up after the schedule is over
+        assert subprocess.run(["umount", str(mnt)]).returncode == 0
+        assert m.wait(20) == 0, m.stderr()
+    lines = map_lines(tmp_path / "map")
+    assert lines[0].split()[1] == "+" and lines[1:] == ["0x00000000  0x00400000  +"]
+    assert (tmp_path / "out").read_bytes() == infile.read_bytes()
+
+
+def test_loop_devices_for_image_and_partitions(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    make_disk(disk, LAYOUTS["mbr with logicals"])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with live_mount(disk, tmp_path / "out", tmp_path / "map", mnt, "-q", "--loop") as m:
+        wait_for(lambda: m.stderr().count("attached as") >= 5, 30, "loop devices")
+        names = dict(
+            line.split(" attached as ")
+            for line in m.stderr().replace("ddfs: ", "").splitlines() if "attached as" in line
+        )
+        assert sorted(names) == ["image", "p1", "p2", "p5", "p6", "p7"][: len(names)]
+        with open(names["p5"], "rb") as dev:
+            data = dev.read()
+        assert len(data) == 4 << 20
+        assert data == disk.read_bytes()[(18 << 20) : (22 << 20)]
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.wait(30) == -signal.SIGTERM, m.stderr()
+    for dev in names.values():
+        backing = f"/sys/block/{os.path.basename(dev)}/loop/backing_file"
+        assert not os.path.exists(backing), f"{dev} left attached"
+
+
+def test_dead_mount_is_detected(tmp_path: Path, random_file) -> None:
+    infile = random_file(1 << 20)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        with live_mount(infile, tmp_path / "out", tmp_path / "map", mnt, "-q") as m:
+            m.proc.kill()  # a crash: the mount stays behind, dead
+            m.proc.wait(10)
+            res = run_ddfs("mount", str(infile), str(tmp_path / "o2"), str(tmp_path / "m2"),
+                           str(mnt))
+            assert res.returncode == 1
+            assert "fusermount3 -u -z" in res.stderr, res.stderr
+            assert not (tmp_path / "m2").exists()
+    finally:
+        if is_mounted(mnt):
+            abort_fuse(mnt)
+    assert not is_mounted(mnt)
+
+
+def test_sequential_reader_gets_read_ahead(tmp_path: Path) -> None:
+    size = 16 << 20
+    image = tmp_path / "disk.img"
+    image.write_bytes(os.urandom(size))
+    write_testmap(tmp_path / "bad.map", size, [])
+    (tmp_path / "sim").mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi") as dev, \
+            live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "-R"):
+        # -R: the background pass starts at the end, so the start is read on demand
+        fd = os.open(mnt / "image", os.O_RDONLY)
+        try:
+            for i in range(32):
+                assert os.pread(fd, 65536, i * 65536) == image.read_bytes()[i * 65536:][:65536]
+        finally:
+            os.close(fd)
+        st = status(mnt)
+        assert st["ondemand"]["readahead_requests"] > 0
+        assert st["ondemand"]["reads"] < 32, "read-ahead should spare most on-demand waits"

@@ -4,7 +4,7 @@ The passes (``engine.passes``) are generators that look at the map, decide the n
 yield it; the :class:`Rescuer` performs it, records the outcome in the map exactly as ddrescue
 does, and keeps the counters, the read log and the periodic mapfile saves. Because the passes
 consult the map afresh before every read, a caller may slip its own reads in between two steps
-(:meth:`Rescuer.read_range`): the live mount does that for urgent requests.
+(:meth:`Rescuer.read_urgent`): the live mount does that for urgent requests.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         rescuer.output.close()
         return 0
     screen = StatusScreen(sys.stdout, quiet=opts.quiet, binary=opts.binary_prefixes)
-    rescuer.on_progress = screen.update
+    rescuer.on_progress = None if opts.quiet else screen.update
     error: DdfsError | None = None
     stop: Stop | None = None
     try:

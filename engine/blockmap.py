@@ -17,7 +17,6 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from itertools import compress
-from operator import sub
 
 STATUSES = "?*/-+"
 NON_TRIED, NON_TRIMMED, NON_SCRAPED, BAD_SECTOR, FINISHED = STATUSES
@@ -61,7 +60,6 @@ class BlockMap:
         bm._index = [c[0] for c in bm._starts]
         ends = starts[1:]
         ends.append(end)
-        sizes = array("q", map(sub, ends, starts))
         for ch in STATUSES:
             code = ord(ch)
             count = statuses.count(code)
@@ -69,8 +67,9 @@ class BlockMap:
             if count == n:
                 bm._bytes[ch] = end
             elif count:
+                # sum of the sizes without an array of sizes: sum(ends) - sum(starts)
                 mask = statuses.translate(_MASKS[code])
-                bm._bytes[ch] = sum(compress(sizes, mask))
+                bm._bytes[ch] = sum(compress(ends, mask)) - sum(compress(starts, mask))
         return bm
 
     @classmethod
@@ -134,6 +133,22 @@ class BlockMap:
             starts.extend(c)
             sts.extend(s)
         return starts, sts
+
+    def array_pieces(self, lines: int = 65536) -> Iterator[tuple[array, bytearray, int]]:
+        """The blocks as ``(starts, statuses, end of the last block)`` pieces of >= ``lines``.
+
+        For saving: unlike :meth:`arrays`, never holds a flat copy of the whole map.
+        """
+        starts, sts = array("q"), bytearray()
+        nchunks = len(self._starts)
+        for ci in range(nchunks):
+            starts.extend(self._starts[ci])
+            sts.extend(self._sts[ci])
+            if len(starts) >= lines:
+                yield starts, sts, self._index[ci + 1] if ci + 1 < nchunks else self._end
+                starts, sts = array("q"), bytearray()
+        if starts:
+            yield starts, sts, self._end
 
     def _locate(self, pos: int) -> tuple[int, int]:
         ci = bisect_right(self._index, pos) - 1
@@ -210,6 +225,8 @@ class BlockMap:
             return None
         codes = statuses.encode()
         ci, bi = self._locate(max(pos, 0))
+        if self._sts[ci][bi] in codes:  # the usual case: pos is inside a wanted block
+            return max(self._starts[ci][bi], pos), min(self._block_end(ci, bi), limit)
         for s, e, c in self._forward(ci, bi):
             if s >= limit:
                 return None

@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import add
+from operator import add, sub
 
 from engine import DDRESCUE_VERSION, __version__
 from engine.blockmap import STATUSES, BlockMap
@@ -39,7 +39,7 @@ PHASE_NAMES = {
 _INT = r"[+-]?(?:0[xX][0-9a-fA-F]++|0[0-7]*+|[1-9][0-9]*+)"
 _STATUS_RE = re.compile(rf"\s*({_INT})\s*(\S)(?:\s*([+-]?[0-9]++))?")
 _BLOCK_RE = re.compile(rf"\s*({_INT})\s*({_INT})\s*(\S)")
-_SLICE = 4 << 20
+_SLICE = 1 << 20
 _STATUS_BYTES = STATUSES.encode()
 
 
@@ -80,7 +80,6 @@ class _Builder:
         self.path = path
         self.loose = loose
         self.starts = array("q")
-        self.sizes = array("q")
         self.sts = bytearray()
         self.next_pos: int | None = None
         self.zero_block = False
@@ -109,7 +108,6 @@ class _Builder:
         if self.next_pos is not None and pos != self.next_pos:
             raise self.error(lineno, "Blocks are not contiguous.")
         self.starts.append(pos)
-        self.sizes.append(size)
         self.sts.append(ord(st))
         self.next_pos = pos + size
 
@@ -137,7 +135,6 @@ class _Builder:
         if ends[:-1] != pos[1:]:
             return False
         self.starts.extend(pos)
-        self.sizes.extend(sizes)
         self.sts.extend(sts)
         self.next_pos = ends[-1]
         return True
@@ -314,20 +311,14 @@ def iter_mapfile_text(
     yield "# current_pos  current_status  current_pass\n"
     yield f"0x{current_pos:08X}     {current_status}               {current_pass}\n"
     yield "#      pos        size  status\n"
-    starts, sts = bmap.arrays()
-    n = len(starts)
-    step = 65536
     line = "0x%08X  0x%08X  %c\n"
-    for i in range(0, n, step):
-        s = starts[i : i + step]
-        e = starts[i + 1 : i + step + 1]
-        if len(e) < len(s):
-            e.append(bmap.end)
-        sizes = [b - a for a, b in zip(s, e, strict=True)]
+    for s, sts, piece_end in bmap.array_pieces(65536):
+        e = s[1:]
+        e.append(piece_end)
         flat: list[int] = [0] * (3 * len(s))
         flat[0::3] = s
-        flat[1::3] = sizes
-        flat[2::3] = sts[i : i + step]
+        flat[1::3] = list(map(sub, e, s))
+        flat[2::3] = sts
         yield (line * len(s)) % tuple(flat)
 
 

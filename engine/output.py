@@ -61,7 +61,7 @@ class Output:
         done = 0
         while done < size:
             try:
-                n = os.pwrite(self.fd, data[done:], pos + done)
+                n = os.pwrite(self.fd, data[done:] if done else data, pos + done)
             except InterruptedError:
                 continue
             except OSError as exc:

@@ -358,8 +358,11 @@ class Rescuer:
     def maybe_save(self) -> None:
         if self.mapfile is None:
             return
-        now = time.monotonic()
-        if now - self._last_save >= self.save_interval():
+        elapsed = time.monotonic() - self._last_save
+        # the auto interval is never below 30 s: skip counting the blocks until then
+        if self._save_interval < 0 and elapsed < 30:
+            return
+        if elapsed >= self.save_interval():
             self.save()
 
     def save(self, final: bool = False) -> None:

@@ -150,7 +150,8 @@ def _read_loop(fd: int, pos: int, view: memoryview) -> tuple[int, int]:
     size = len(view)
     while copied < size:
         try:
-            n = os.preadv(fd, [view[copied:]], pos + copied)
+            # the first (usually only) call reads into the whole view: no slice, no list
+            n = os.preadv(fd, (view[copied:] if copied else view,), pos + copied)
         except InterruptedError:
             continue
         except OSError as exc:

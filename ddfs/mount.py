@@ -33,6 +33,7 @@ from engine.setup import prepare
 from engine.status import StatusScreen
 
 log = logging.getLogger(__name__)
+ENGINE_GRACE = 10.0  # seconds the engine thread gets to finish its read when stopping
 
 
 @dataclass
@@ -241,11 +242,22 @@ def run_mount(
         trio.run(_serve, view, reader, mountpoint, mopts, signals, fuse_opts)
     finally:
         scheduler.stop(signals[0] if signals else 0)
-        engine.join()
-        reader.close()
-        rescuer.close()
-        rescuer.source.close()
-        rescuer.output.close()
+        engine.join(ENGINE_GRACE)
+        if engine.is_alive():
+            # The source does not answer the read in progress. The map is consistent between
+            # reads (updates happen under the lock), so save it from here and leave; the
+            # stuck read dies with the process.
+            sys.stderr.write("ddfs: the input does not answer; saving the map without it\n")
+            with rescuer.lock:
+                try:
+                    rescuer.save(final=True)
+                except DdfsError as exc:
+                    scheduler.save_error = exc
+        else:
+            reader.close()
+            rescuer.close()
+            rescuer.source.close()
+            rescuer.output.close()
     outcome = scheduler.outcome
     final = (
         "Finished"

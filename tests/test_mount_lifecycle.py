@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import map_lines, run_ddfs
 from tests.mountproc import live_mount, status, wait_for
-from tests.simdisk import abort_fuse, is_mounted, simulated_disk
+from tests.simdisk import abort_fuse, is_mounted, simulate_process, simulated_disk
 from tests.test_mount import write_testmap
 from tests.test_partitions import LAYOUTS, make_disk
 
@@ -41,7 +41,8 @@ def test_loop_devices_for_image_and_partitions(tmp_path: Path) -> None:
         wait_for(lambda: m.stderr().count("attached as") >= 5, 30, "loop devices")
         names = dict(
             line.split(" attached as ")
-            for line in m.stderr().replace("ddfs: ", "").splitlines() if "attached as" in line
+            for line in m.stderr().replace("ddfs: ", "").splitlines()
+            if "attached as" in line
         )
         assert sorted(names) == ["image", "p1", "p2", "p5", "p6", "p7"][: len(names)]
         with open(names["p5"], "rb") as dev:
@@ -63,8 +64,9 @@ def test_dead_mount_is_detected(tmp_path: Path, random_file) -> None:
         with live_mount(infile, tmp_path / "out", tmp_path / "map", mnt, "-q") as m:
             m.proc.kill()  # a crash: the mount stays behind, dead
             m.proc.wait(10)
-            res = run_ddfs("mount", str(infile), str(tmp_path / "o2"), str(tmp_path / "m2"),
-                           str(mnt))
+            res = run_ddfs(
+                "mount", str(infile), str(tmp_path / "o2"), str(tmp_path / "m2"), str(mnt)
+            )
             assert res.returncode == 1
             assert "fusermount3 -u -z" in res.stderr, res.stderr
             assert not (tmp_path / "m2").exists()
@@ -82,15 +84,59 @@ def test_sequential_reader_gets_read_ahead(tmp_path: Path) -> None:
     (tmp_path / "sim").mkdir()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi") as dev, \
-            live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "-R"):
+    with (
+        simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi") as dev,
+        live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "-R"),
+    ):
         # -R: the background pass starts at the end, so the start is read on demand
         fd = os.open(mnt / "image", os.O_RDONLY)
         try:
             for i in range(32):
-                assert os.pread(fd, 65536, i * 65536) == image.read_bytes()[i * 65536:][:65536]
+                assert os.pread(fd, 65536, i * 65536) == image.read_bytes()[i * 65536 :][:65536]
         finally:
             os.close(fd)
         st = status(mnt)
         assert st["ondemand"]["readahead_requests"] > 0
         assert st["ondemand"]["reads"] < 32, "read-ahead should spare most on-demand waits"
+
+
+def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
+    """A source whose reads hang: readers get EIO by their deadline; SIGTERM still unmounts
+    within seconds with the map saved. (The process itself can only end once the hung read
+    returns: the kernel does not abandon a read the FUSE server has received, and a real disk
+    stuck in a SCSI timeout behaves the same.)"""
+    import errno
+    import time
+
+    size = 8 << 20
+    image = tmp_path / "disk.img"
+    image.write_bytes(os.urandom(size))
+    write_testmap(tmp_path / "bad.map", size, [])
+    (tmp_path / "sim").mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with simulate_process(image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi",
+                          hang="4Mi:64Ki") as sim, \
+            live_mount(sim.disk, tmp_path / "out", tmp_path / "map", mnt, "-q",
+                       "--read-timeout=1") as m:
+        wait_for(lambda: status(mnt)["current_pos"] >= 4 << 20, 20, "pass did not reach 4 MiB")
+        fd = os.open(mnt / "image", os.O_RDONLY)
+        try:
+            start = time.monotonic()
+            with pytest.raises(OSError) as info:
+                os.pread(fd, 4096, 6 << 20)  # the engine is stuck in the hung read
+            assert info.value.errno == errno.EIO
+            assert time.monotonic() - start < 3
+        finally:
+            os.close(fd)
+        start = time.monotonic()
+        m.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "saving the map" in m.stderr() and not is_mounted(mnt), 20,
+                 "no clean stop")
+        assert time.monotonic() - start < 15
+        lines = map_lines(tmp_path / "map")
+        assert lines[0].split()[1] == "?"
+        assert lines[1] == "0x00000000  0x00400000  +"
+        sim.stop()  # the hung read returns (with an error) and ddfs can end
+        assert m.wait(30) == -signal.SIGTERM, m.stderr()
+    assert not is_mounted(mnt)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -61,6 +62,9 @@ class Rescuer:
         data: the map as loaded (already normalised by :func:`engine.setup.prepare`).
         domain: the rescue domain as sorted, disjoint ``(start, end)`` ranges.
         mapfile: where the map is saved (None: no mapfile).
+        sticky: block borders ddrescue keeps between blocks of equal status (after -M, -A or
+            the subsector join),
+            as sorted positions per status (see :func:`engine.setup.sticky_borders`).
         resume: the saved status line allows resuming (ddrescue's rules).
     """
 
@@ -72,6 +76,7 @@ class Rescuer:
         data: MapData,
         domain: list[tuple[int, int]],
         mapfile: str | None,
+        sticky: dict[str, list[int]] | None = None,
     ) -> None:
         self.opts = opts
         self.source = source
@@ -89,8 +94,10 @@ class Rescuer:
         self.saved_pass = data.current_pass
         self.saved_pos = data.current_pos
         self.current_pos = data.current_pos
-        self.status = NON_TRIED
-        self.current_pass = 1
+        # as in ddrescue, the loaded status line stays until a phase reads or the run ends
+        self.status = data.current_status
+        self.current_pass = data.current_pass
+        self.sticky: dict[str, list[int]] = sticky or {}
         self.message = ""
         self._pending_phase: tuple[str, int, str] | None = None
         self.interrupted = 0  # the signal number once one arrives
@@ -101,7 +108,7 @@ class Rescuer:
         self.rescued_this_run = 0
         self.last_good_read: float | None = None
         self.last_read_pos = opts.input_pos
-        self.initial_bad_areas = self.bmap.count_of(BAD_SECTOR)
+        self.initial_bad_areas = self.bad_areas()
         self.stop_message = ""
         self.finished = False
         self._buf = bytearray(max(self.softbs, self.ss))
@@ -129,7 +136,7 @@ class Rescuer:
                 continue
             found = self.bmap.find_forward(max(a, pos), statuses, b)
             if found:
-                return found
+                return self._clip_sticky(*found) if self.sticky else found
         return None
 
     def find_backward(self, pos: int, statuses: str) -> tuple[int, int] | None:
@@ -139,8 +146,39 @@ class Rescuer:
                 continue
             found = self.bmap.find_backward(min(b, pos), statuses, a)
             if found:
-                return found
+                return self._clip_sticky(*found, backward=True) if self.sticky else found
         return None
+
+    def _clip_sticky(self, s: int, e: int, backward: bool = False) -> tuple[int, int]:
+        """Cut the run ``[s, e)`` at its first (last, backwards) sticky border.
+
+        A border holds while the blocks on both sides keep the status they had at the start
+        (statuses only progress), that is while it lies inside a run of that status.
+        """
+        marks = self.sticky.get(self.bmap.status_at(s))
+        if not marks:
+            return s, e
+        if backward:
+            i = bisect_left(marks, e) - 1
+            if i >= 0 and marks[i] > s:
+                s = marks[i]
+        else:
+            i = bisect_right(marks, s)
+            if i < len(marks) and marks[i] < e:
+                e = marks[i]
+        return s, e
+
+    def bad_areas(self) -> int:
+        """ddrescue's bad-area count: the runs of ``-`` inside the domain."""
+        if len(self.domain) == 1 and self.domain[0] == (0, self.bmap.end):
+            return self.bmap.count_of(BAD_SECTOR)
+        count = 0
+        for a, b in self.domain:
+            for s, _, st in self.bmap.blocks_from(a):
+                if s >= b:
+                    break
+                count += st == BAD_SECTOR
+        return count
 
     def status_before(self, pos: int) -> str:
         return self.bmap.status_at(pos - 1) if 0 < pos <= self.bmap.end else ""
@@ -188,16 +226,20 @@ class Rescuer:
 
     # ------------------------------------------------------------------ the pipeline
     def _pipeline(self) -> Iterator[Read]:
+        """The phases in order; -e and -T are checked before each phase and at the end."""
         from engine.passes import copy, retry, scrape, trim
 
-        if self.domain_size_of(NON_TRIED):
-            yield from copy.copying_phase(self)
-        if self.domain_size_of(NON_TRIMMED) and not self.opts.no_trim:
-            yield from trim.trimming_phase(self)
-        if self.domain_size_of(NON_SCRAPED) and not self.opts.no_scrape:
-            yield from scrape.scraping_phase(self)
-        if self.opts.max_retries != 0 and self.domain_size_of(BAD_SECTOR):
-            yield from retry.retrying_phase(self)
+        phases = (
+            (NON_TRIED, True, copy.copying_phase),
+            (NON_TRIMMED, not self.opts.no_trim, trim.trimming_phase),
+            (NON_SCRAPED, not self.opts.no_scrape, scrape.scraping_phase),
+            (BAD_SECTOR, self.opts.max_retries != 0, retry.retrying_phase),
+        )
+        for status, enabled, phase in phases:
+            if enabled and self.domain_size_of(status):
+                self.check_error_limits()
+                yield from phase(self)
+        self.check_error_limits()
 
     def step(self) -> bool:
         """Do the next read of the schedule. Returns False once the schedule is complete.
@@ -222,21 +264,27 @@ class Rescuer:
             read.copied = read.size  # rescued meanwhile by an on-demand read
             return True
         self.do_read(read)
+        if 0 <= self.opts.max_read_errors < self.read_errors:
+            raise Stop("Too many read errors")  # right after the read, as in ddrescue
         return True
 
-    def check_limits(self) -> None:
-        """ddrescue's checks before each read: the limits, then the interrupt flag."""
+    def check_error_limits(self) -> None:
+        """ddrescue's ``errors_or_timeout``: before each read, each phase and at the end."""
         o = self.opts
         if o.max_bad_areas >= 0:
             limit = o.max_bad_areas + (self.initial_bad_areas if o.max_bad_areas_relative else 0)
-            if self.bmap.count_of(BAD_SECTOR) > limit:
+            if self.bad_areas() > limit:
                 raise Stop("Too many bad areas in input file")
-        if o.max_read_errors >= 0 and self.read_errors > o.max_read_errors:
+        if 0 <= o.max_read_errors < self.read_errors:
             raise Stop("Too many read errors")
         if o.timeout >= 0 and self.read_errors:
             since = self.last_good_read if self.last_good_read is not None else self.start_time
             if time.time() - since > o.timeout:
                 raise Stop("Timeout expired")
+
+    def check_limits(self) -> None:
+        """ddrescue's checks before each read: the limits, then the interrupt flag."""
+        self.check_error_limits()
         if self.interrupted:
             raise Stop("Interrupted by user", self.interrupted)
 

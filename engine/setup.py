@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from itertools import pairwise
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.errors import DdfsError
@@ -61,7 +62,7 @@ def load_map(mapfile: str | None) -> MapData:
     return parse_mapfile(mapfile)
 
 
-def normalise(data: MapData, insize: int, opts: RescueOptions) -> None:
+def normalise(data: MapData, insize: int, opts: RescueOptions) -> list[int]:
     """Extend or crop the map to the input size (not with ``-C``); apply ``-M`` and ``-A``."""
     bm = data.bmap
     if opts.complete_only:
@@ -69,42 +70,57 @@ def normalise(data: MapData, insize: int, opts: RescueOptions) -> None:
             raise DdfsError("Nothing to complete; mapfile is missing or empty.")
         if insize >= 0 and bm.end > insize:
             _crop(data, insize)
-        return
+        return []
     if insize < 0:
         insize = 2**63 - 1
     if bm.end > insize:
         _crop(data, insize)
     elif bm.end < insize:
         bm.set_end(insize, NON_TRIED)
-    join_subsectors(bm, opts.sector_size)
+    return join_subsectors(bm, opts.sector_size)
 
 
 _ORDER = "?*/-"
 
 
-def join_subsectors(bm: BlockMap, ss: int) -> None:
+def join_subsectors(bm: BlockMap, ss: int) -> list[int]:
     """ddrescue's subsector join: a sector split between two unfinished blocks goes wholly to
-    the less processed one (``? < * < / < -``); ``+`` blocks are never altered."""
+    the less processed one (``? < * < / < -``); ``+`` blocks are never altered. A block left
+    holding only the fragment disappears into its neighbour.
+
+    Works on a plain block list, as ddrescue does, and returns the borders of the result that
+    separate blocks of equal status (ddrescue keeps such blocks apart until a read joins them).
+    """
     starts, _ = bm.arrays()
     if ss <= 1 or not any(s % ss for s in starts):
-        return
-    pos = 0
-    while True:
-        start, end, left = bm.block_at(pos)
-        if end >= bm.end:
-            return
-        _, next_end, right = bm.block_at(end)
+        return []
+    blocks = [[p, p + n, st] for p, n, st in bm]
+    i = 0
+    while i + 1 < len(blocks):
+        start, end, left = blocks[i]
+        _, next_end, right = blocks[i + 1]
         if end % ss == 0 or FINISHED in (left, right):
-            pos = end
+            i += 1
             continue
         sector_start = end - end % ss
         if _ORDER.index(left) <= _ORDER.index(right):
-            bm.set_status(end, min(sector_start + ss, next_end) - end, left)
-            pos = start
+            upto = min(sector_start + ss, next_end)
+            blocks[i][1] = upto
+            if upto == next_end:
+                del blocks[i + 1]
+            else:
+                blocks[i + 1][0] = upto
         else:
             lo = max(sector_start, start)
-            bm.set_status(lo, end - lo, right)
-            pos = lo if lo > start or start == 0 else bm.block_at(start - 1)[0]
+            blocks[i + 1][0] = lo
+            if lo == start:
+                del blocks[i]
+                i = max(i - 1, 0)
+            else:
+                blocks[i][1] = lo
+    for s, e, st in blocks:
+        bm.set_status(s, e - s, st)
+    return [b[0] for a, b in pairwise(blocks) if a[2] == b[2]]
 
 
 def _crop(data: MapData, insize: int) -> None:
@@ -128,6 +144,33 @@ def make_domain(bm: BlockMap, insize: int, opts: RescueOptions) -> list[tuple[in
     if end <= start:
         return []
     return [(start, end)]
+
+
+def block_borders(bm: BlockMap, domain: list[tuple[int, int]]) -> list[int]:
+    """The block borders strictly inside the domain ranges."""
+    out: list[int] = []
+    for a, b in domain:
+        for s, _, _ in bm.blocks_from(a):
+            if s >= b:
+                break
+            if s > a:
+                out.append(s)
+    return out
+
+
+def sticky_borders(bm: BlockMap, borders: list[int]) -> dict[str, list[int]]:
+    """Those of ``borders`` that now separate blocks of equal status, by status.
+
+    ddrescue applies -M and -A block by block without joining the blocks, so two neighbours
+    that end up with the same status stay apart (a read, a trim, a pass-2 skip ends there)
+    until a read changes one of them.
+    """
+    out: dict[str, list[int]] = {}
+    for p in borders:
+        st = bm.status_at(p)
+        if bm.status_at(p - 1) == st:
+            out.setdefault(st, []).append(p)
+    return out
 
 
 def _change(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: str) -> None:
@@ -162,8 +205,10 @@ def prepare(
         raise DdfsError("Outfile truncation and mapfile input are incompatible.")
     source = Source(infile, opts.sector_size, opts.direct_in, test_map)
     try:
-        normalise(data, source.size, opts)
+        joined = normalise(data, source.size, opts)
         domain = make_domain(data.bmap, source.size, opts)
+        borders = block_borders(data.bmap, domain) if opts.retrim or opts.try_again else []
+        borders = sorted(set(borders).union(joined))
         if opts.retrim:
             _change(data.bmap, domain, NON_SCRAPED + BAD_SECTOR, NON_TRIMMED)
         if opts.try_again:
@@ -186,5 +231,6 @@ def prepare(
         dend = domain[-1][1] + offset
         if output.is_regular and output.size() < dend:
             output.preallocate(domain[0][0] + offset, domain[-1][1] - domain[0][0])
-    rescuer = Rescuer(opts, source, output, data, domain, mapfile)
+    sticky = sticky_borders(data.bmap, borders) if borders else None
+    rescuer = Rescuer(opts, source, output, data, domain, mapfile, sticky)
     return rescuer, existed

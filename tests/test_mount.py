@@ -44,8 +44,9 @@ def disk(tmp_path: Path):  # type: ignore[no-untyped-def]
     image.write_bytes(random.Random(3).randbytes(SIZE))
     write_testmap(tmp_path / "bad.map", SIZE, BAD)
     (tmp_path / "sim").mkdir()
-    with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi",
-                        error_ms="2") as dev:
+    with simulated_disk(
+        image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi", error_ms="2"
+    ) as dev:
         yield image, dev
 
 
@@ -101,7 +102,8 @@ def test_reads_during_rescue_and_final_map(tmp_path: Path, disk) -> None:
     got = parse_mapfile(str(tmp_path / "map")).bmap
     assert [(p, s) for p, s, st in got if st != "+"] == BAD
     assert [ln for ln in final_view.splitlines() if not ln.startswith("#")][1:] == map_lines(
-        tmp_path / "map")[1:]
+        tmp_path / "map"
+    )[1:]
     out = (tmp_path / "out").read_bytes()
     for p, s, st in got:
         if st == "+":
@@ -123,8 +125,10 @@ def test_sigterm_stops_cleanly(tmp_path: Path, disk) -> None:
     assert not is_mounted(mnt)
     lines = map_lines(tmp_path / "map")
     assert lines[0].split()[1] == "?"  # stopped in the copying phase, map saved
-    assert subprocess.run(["ddrescuelog", "-t", str(tmp_path / "map")],
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(["ddrescuelog", "-t", str(tmp_path / "map")], capture_output=True).returncode
+        == 0
+    )
 
 
 def test_refusals(tmp_path: Path, random_file) -> None:

@@ -32,10 +32,23 @@ def build_disk(tmp_path: Path) -> tuple[Path, Path]:
     image = tmp_path / "disk.img"
     with open(image, "wb") as fh:
         fh.truncate(SIZE)
-    subprocess.run(["sfdisk", "-q", str(image)], input="label: gpt\n,40M,L\n,,L\n", text=True,
-                   check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(files), "-E", f"offset={P1_START}",
-                    str(image), f"{P1_SIZE // 1024}k"], check=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(image)], input="label: gpt\n,40M,L\n,,L\n", text=True, check=True
+    )
+    subprocess.run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-d",
+            str(files),
+            "-E",
+            f"offset={P1_START}",
+            str(image),
+            f"{P1_SIZE // 1024}k",
+        ],
+        check=True,
+    )
     return image, files
 
 
@@ -56,9 +69,12 @@ def test_fsck_and_loop_mount_while_rescuing(tmp_path: Path) -> None:
     mnt, fsmnt = tmp_path / "mnt", tmp_path / "fs"
     mnt.mkdir()
     fsmnt.mkdir()
-    with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi",
-                        seek_ms="1") as dev, \
-            live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q"):
+    with (
+        simulated_disk(
+            image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi", seek_ms="1"
+        ) as dev,
+        live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q"),
+    ):
         wait_for(lambda: (mnt / "p1").exists(), 30, "partition p1 did not appear")
         assert (mnt / "p1").stat().st_size == P1_SIZE
         assert fsck_verdict(mnt / "p1") == expected

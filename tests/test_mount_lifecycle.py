@@ -115,10 +115,14 @@ def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
     (tmp_path / "sim").mkdir()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    with simulate_process(image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi",
-                          hang="4Mi:64Ki") as sim, \
-            live_mount(sim.disk, tmp_path / "out", tmp_path / "map", mnt, "-q",
-                       "--read-timeout=1") as m:
+    with (
+        simulate_process(
+            image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi", hang="4Mi:64Ki"
+        ) as sim,
+        live_mount(
+            sim.disk, tmp_path / "out", tmp_path / "map", mnt, "-q", "--read-timeout=1"
+        ) as m,
+    ):
         wait_for(lambda: status(mnt)["current_pos"] >= 4 << 20, 20, "pass did not reach 4 MiB")
         fd = os.open(mnt / "image", os.O_RDONLY)
         try:
@@ -131,8 +135,9 @@ def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
             os.close(fd)
         start = time.monotonic()
         m.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: "saving the map" in m.stderr() and not is_mounted(mnt), 20,
-                 "no clean stop")
+        wait_for(
+            lambda: "saving the map" in m.stderr() and not is_mounted(mnt), 20, "no clean stop"
+        )
         assert time.monotonic() - start < 15
         lines = map_lines(tmp_path / "map")
         assert lines[0].split()[1] == "?"

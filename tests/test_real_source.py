@@ -16,8 +16,13 @@ from tests.test_mount import write_testmap
 
 pytestmark = pytest.mark.fuse
 SIZE = 16 << 20
-BAD = [(0x100000, 0x10000), (0x408200, 0x1000), (0x800000, 512), (0xA00200, 0x600),
-       (0xF00000, 0x20000)]
+BAD = [
+    (0x100000, 0x10000),
+    (0x408200, 0x1000),
+    (0x800000, 512),
+    (0xA00200, 0x600),
+    (0xF00000, 0x20000),
+]
 
 
 @pytest.fixture
@@ -60,16 +65,18 @@ def test_periodic_saves_during_a_slow_rescue(tmp_path: Path) -> None:
     mp = tmp_path / "map"
     seen: set[str] = set()
     with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="4Mi") as dev:
-        proc = subprocess.Popen(ddfs_cmd("rescue", "-q", "--mapfile-interval=1", dev,
-                                         str(tmp_path / "out"), str(mp)))
+        proc = subprocess.Popen(
+            ddfs_cmd("rescue", "-q", "--mapfile-interval=1", dev, str(tmp_path / "out"), str(mp))
+        )
         try:
             while proc.poll() is None:
                 if mp.exists():
                     text = mp.read_text()
                     if text not in seen:
                         seen.add(text)
-                        check = subprocess.run(["ddrescuelog", "-t", "-"], input=text,
-                                               capture_output=True, text=True)
+                        check = subprocess.run(
+                            ["ddrescuelog", "-t", "-"], input=text, capture_output=True, text=True
+                        )
                         assert check.returncode == 0, text
                 time.sleep(0.1)
         finally:

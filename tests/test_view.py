@@ -103,8 +103,12 @@ def test_partitions_become_files(tmp_path: Path, random_file) -> None:
     infile = random_file(8 << 20)
     with engine(tmp_path, infile) as sched:
         view = View(sched, 8 << 20)
-        view.set_partitions([Partition(1, 1 << 20, 2 << 20, "mbr", "83"),
-                             Partition(5, 6 << 20, 4 << 20, "mbr", "83")])
+        view.set_partitions(
+            [
+                Partition(1, 1 << 20, 2 << 20, "mbr", "83"),
+                Partition(5, 6 << 20, 4 << 20, "mbr", "83"),
+            ]
+        )
         names = [n.name for n in view.listing()]
         assert names == ["image", "mapfile", "status.json", "p1", "p5"]
         p5 = view.lookup("p5")

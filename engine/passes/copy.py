@@ -1,4 +1,13 @@
-"""Copying non-tried blocks: passes 1-5 with skips (ddrescue 1.27, behaviour §2.3)."""
+"""Copying non-tried blocks: passes 1-5 with skips (ddrescue 1.27, behaviour §2.3).
+
+Odd passes go the normal way, even ones the other (``-u``: all the normal way). Reads are a
+cluster long and end on absolute cluster boundaries, except the last one of a block. After a
+failed read pass 1 skips ahead by a skip size that doubles on consecutive errors, and passes
+2-4 skip the rest of the ``?`` block that follows the read (no skips at all with ``-K0``);
+passes 3 and 4 only read ``?`` blocks next to a finished block; pass 5 sweeps without skipping.
+A pass is announced to the rescuer (:meth:`Rescuer.set_phase`) just before its first read, so
+a pass that reads nothing leaves no trace in the status line or the read log.
+"""
 
 from __future__ import annotations
 
@@ -17,23 +26,21 @@ def _msg(passno: int, forward: bool) -> str:
 
 
 def copying_phase(r: Rescuer) -> Iterator[Read]:
-    """Run the selected copying passes until one finds no non-tried data at all."""
+    """Run the selected copying passes until one finds no non-tried data at all.
+
+    A saved status ``?`` resumes (unless ``--cpass`` is given): the saved pass continues from
+    ``current_pos``; a saved pass above 5 restarts at pass 1, still from ``current_pos``.
+    The pass number becomes the first pass's at once, before anything is read.
+    """
     passes = r.opts.cpass if r.opts.cpass is not None else [1, 2, 3, 4, 5]
-    resume = r.opts.cpass is None and r.saved_status == NON_TRIED and 1 <= r.saved_pass <= 5
-    first = r.saved_pass if resume else 1
+    resume = r.opts.cpass is None and r.saved_status == NON_TRIED
+    first = r.saved_pass if resume and r.saved_pass <= 5 else 1
+    r.current_pass = first  # at once, even if no pass reads anything
     for passno in passes:
         if passno < first:
             continue
         forward = r.direction(passno)
-        if forward:
-            start = r.domain_start
-            if resume and passno == first and r.find_forward(r.saved_pos, NON_TRIED):
-                start = max(start, r.saved_pos)
-        else:
-            start = r.domain_end
-            if resume and passno == first and r.find_backward(r.saved_pos, NON_TRIED):
-                start = min(start, r.saved_pos)
-        r.set_phase(NON_TRIED, passno, _msg(passno, forward))
+        start = resume_start(r, NON_TRIED, forward, resume and passno == first)
         if forward:
             found = yield from _forward(r, passno, start)
         else:
@@ -42,22 +49,75 @@ def copying_phase(r: Rescuer) -> Iterator[Read]:
             return
 
 
+def resume_start(r: Rescuer, status: str, forward: bool, resume: bool) -> int:
+    """Where a pass over ``status`` data starts: the domain's start (its end backwards), or on
+    a resume the first such data at or after the saved position (at or before it backwards)."""
+    if forward:
+        if resume and r.find_forward(r.saved_pos, status):
+            return max(r.domain_start, r.saved_pos)
+        return r.domain_start
+    if resume and r.find_backward(r.saved_pos, status):
+        return min(r.domain_end, r.saved_pos)
+    return r.domain_end
+
+
 def _qualifies(r: Rescuer, passno: int, start: int, end: int, forward: bool) -> bool:
+    """Passes 3 and 4 read a ``?`` block only when the block behind it (in the direction of
+    the pass) is finished or absent.
+
+    The block is ddrescue's map block: the whole run of ``?`` as the rescuer's lookups see it,
+    which ends at domain borders (and wherever the rescuer keeps blocks apart). A run cut there
+    has ``?`` behind it, so it does not qualify.
+    """
     if passno not in (3, 4):
         return True
     if forward:
-        return r.status_before(start) == FINISHED
-    return r.status_after(end) == FINISHED
+        run = r.find_backward(start + 1, NON_TRIED)
+        block_start = run[0] if run is not None else start
+        return r.status_before(block_start) in ("", FINISHED)
+    run = r.find_forward(end - 1, NON_TRIED)
+    block_end = run[1] if run is not None else end
+    return r.status_after(block_end) in ("", FINISHED)
+
+
+def _next_skip(eskip: int, maximum: int) -> int:
+    """The skip size doubles after each error, up to MAX."""
+    return eskip * 2 if eskip <= maximum // 2 else maximum
+
+
+def _skip_forward(r: Rescuer, pos: int, size: int | None) -> int:
+    """The skip after a failed read ending at ``pos``: over at most ``size`` bytes (None: all)
+    of the ``?`` block that begins exactly at ``pos``, ending on a sector boundary unless it
+    ends with the block. Nothing is skipped when no ``?`` block begins at ``pos``."""
+    nxt = r.find_forward(pos, NON_TRIED)
+    if nxt is None or nxt[0] != pos:
+        return pos
+    end = nxt[1] if size is None else min(pos + size, nxt[1])
+    if end < nxt[1]:
+        end -= end % r.ss
+    return max(pos, end)
+
+
+def _skip_backward(r: Rescuer, pos: int, size: int | None) -> int:
+    """The mirror of :func:`_skip_forward` for a failed read starting at ``pos``."""
+    prv = r.find_backward(pos, NON_TRIED)
+    if prv is None or prv[1] != pos:
+        return pos
+    start = prv[0] if size is None else max(pos - size, prv[0])
+    if start > prv[0]:
+        start = -(-start // r.ss) * r.ss
+    return min(pos, start)
 
 
 def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
+    """One forward pass from ``pos``; returns whether any ``?`` data was found."""
     from engine.rescuer import Read
 
-    softbs, ss = r.softbs, r.ss
+    softbs = r.softbs
     initial, maximum = r.skip_initial, r.skip_max
     eskip = initial
     expected: int | None = None
-    found_any = False
+    found_any = started = False
     while True:
         blk = r.find_forward(pos, NON_TRIED)
         if blk is None:
@@ -67,6 +127,9 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
         if not _qualifies(r, passno, bs, be, True):
             pos = be
             continue
+        if not started:
+            r.set_phase(NON_TRIED, passno, _msg(passno, True))
+            started = True
         pos = max(pos, bs)
         end = min(pos + softbs, be)
         if end < be:
@@ -75,35 +138,27 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             eskip = initial
         read = Read(pos, end - pos)
         yield read
-        if not read.failed:
-            if read.copied == read.size:
-                eskip = initial
-            pos = expected = read.end
-            continue
-        if passno == 1 and initial > 0:
-            pos = read.end
-            nxt = r.find_forward(pos, NON_TRIED)
-            if nxt is not None and nxt[0] == pos:
-                skip_end = min(pos + eskip, nxt[1])
-                if skip_end < nxt[1]:
-                    skip_end -= skip_end % ss
-                pos = max(pos, skip_end)
-            eskip = eskip * 2 if eskip <= maximum // 2 else maximum
-        elif passno in (2, 3, 4):
-            pos = max(be, read.end)
-        else:
-            pos = read.end
+        pos = read.end
+        if read.failed:
+            if initial > 0 and passno == 1:
+                pos = _skip_forward(r, pos, eskip)
+                eskip = _next_skip(eskip, maximum)
+            elif initial > 0 and passno <= 4:
+                pos = _skip_forward(r, pos, None)
+        elif read.copied > 0:
+            eskip = initial
         expected = pos
 
 
 def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
+    """One backward pass down from ``pos``; returns whether any ``?`` data was found."""
     from engine.rescuer import Read
 
-    softbs, ss = r.softbs, r.ss
+    softbs = r.softbs
     initial, maximum = r.skip_initial, r.skip_max
     eskip = initial
     expected: int | None = None
-    found_any = False
+    found_any = started = False
     while True:
         blk = r.find_backward(pos, NON_TRIED)
         if blk is None:
@@ -113,6 +168,9 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
         if not _qualifies(r, passno, bs, be, False):
             pos = bs
             continue
+        if not started:
+            r.set_phase(NON_TRIED, passno, _msg(passno, False))
+            started = True
         pos = min(pos, be)
         start = max(pos - softbs, bs)
         if start > bs:
@@ -121,22 +179,13 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             eskip = initial
         read = Read(start, pos - start, backward=True)
         yield read
-        if not read.failed:
-            if read.copied == read.size:
-                eskip = initial
-            pos = expected = read.pos
-            continue
-        if passno == 1 and initial > 0:
-            pos = read.pos
-            prv = r.find_backward(pos, NON_TRIED)
-            if prv is not None and prv[1] == pos:
-                skip_start = max(pos - eskip, prv[0])
-                if skip_start > prv[0]:
-                    skip_start = -(-skip_start // ss) * ss
-                pos = min(pos, skip_start)
-            eskip = eskip * 2 if eskip <= maximum // 2 else maximum
-        elif passno in (2, 3, 4):
-            pos = min(bs, read.pos)
-        else:
-            pos = read.pos
+        pos = read.pos
+        if read.failed:
+            if initial > 0 and passno == 1:
+                pos = _skip_backward(r, pos, eskip)
+                eskip = _next_skip(eskip, maximum)
+            elif initial > 0 and passno <= 4:
+                pos = _skip_backward(r, pos, None)
+        elif read.copied > 0:
+            eskip = initial
         expected = pos

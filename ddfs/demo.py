@@ -56,10 +56,26 @@ def _make_disk(work: Path, size: int) -> tuple[Path, Path]:
     with open(image, "wb") as fh:
         fh.truncate(size)
     p1 = size * 5 // 8 // MiB * MiB
-    subprocess.run(["sfdisk", "-q", str(image)], input=f"label: gpt\n,{p1 // MiB}M,L\n,,L\n",
-                   text=True, check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(files), "-E", f"offset={MiB}", str(image),
-                    f"{p1 // 1024}k"], check=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(image)],
+        input=f"label: gpt\n,{p1 // MiB}M,L\n,,L\n",
+        text=True,
+        check=True,
+    )
+    subprocess.run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-d",
+            str(files),
+            "-E",
+            f"offset={MiB}",
+            str(image),
+            f"{p1 // 1024}k",
+        ],
+        check=True,
+    )
     return image, files
 
 
@@ -98,9 +114,11 @@ def _stop_fuse(proc: subprocess.Popen[bytes] | None, mnt: Path) -> None:
 def _show_status(mnt: Path) -> dict[str, object]:
     st = json.loads((mnt / "status.json").read_text())
     b = st["bytes"]
-    print(f"   status.json: phase {st['phase']}, {b['finished'] >> 10} KiB of "
-          f"{st['size'] >> 10} KiB rescued, {st['ondemand']['reads']} on-demand reads, "
-          f"partitions: {', '.join(p['name'] for p in st['partitions']) or 'none yet'}")
+    print(
+        f"   status.json: phase {st['phase']}, {b['finished'] >> 10} KiB of "
+        f"{st['size'] >> 10} KiB rescued, {st['ondemand']['reads']} on-demand reads, "
+        f"partitions: {', '.join(p['name'] for p in st['partitions']) or 'none yet'}"
+    )
     return st
 
 
@@ -117,19 +135,43 @@ def run_demo(size: int, keep: bool = False) -> int:
         print(f"== a {size // MiB} MiB GPT disk with an ext4 partition full of files ({work})")
         image, files = _make_disk(work, size)
         bad = _make_bad_map(work, size)
-        print("== ddfs simulate: the disk fails (bad sectors in p2, a weak area) and is slow "
-              "(8 MiB/s, 2 ms seeks)")
+        print(
+            "== ddfs simulate: the disk fails (bad sectors in p2, a weak area) and is slow "
+            "(8 MiB/s, 2 ms seeks)"
+        )
         sim_proc = subprocess.Popen(
-            [_bin("ddfs"), "simulate", str(image), str(sim), "--bad", str(bad), "--rate", "8Mi",
-             "--seek-ms", "2", "--error-ms", "20", "--weak", f"{size - 8 * MiB}:4096:1"],
+            [
+                _bin("ddfs"),
+                "simulate",
+                str(image),
+                str(sim),
+                "--bad",
+                str(bad),
+                "--rate",
+                "8Mi",
+                "--seek-ms",
+                "2",
+                "--error-ms",
+                "20",
+                "--weak",
+                f"{size - 8 * MiB}:4096:1",
+            ],
             stderr=subprocess.DEVNULL,
         )
         _wait(lambda: _mounted(sim), 30, "the simulated disk")
         print("== ddfs mount sim/disk rescued.img rescued.map mnt   (the rescue starts)")
         log = open(work / "mount.log", "wb")  # noqa: SIM115
         mount_proc = subprocess.Popen(
-            [_bin("ddfs"), "mount", str(sim / "disk"), str(work / "rescued.img"),
-             str(work / "rescued.map"), str(mnt)], stdout=log, stderr=subprocess.STDOUT,
+            [
+                _bin("ddfs"),
+                "mount",
+                str(sim / "disk"),
+                str(work / "rescued.img"),
+                str(work / "rescued.map"),
+                str(mnt),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         _wait(lambda: _mounted(mnt), 30, "the live mount")
         _wait(lambda: (mnt / "p1").exists(), 60, "partition p1")
@@ -149,7 +191,7 @@ def run_demo(size: int, keep: bool = False) -> int:
                     continue
                 print(f"   {rel}/: {' '.join(sorted(names))}")
                 for name in names:
-                    same += (Path(root, name).read_bytes() == (files / rel / name).read_bytes())
+                    same += Path(root, name).read_bytes() == (files / rel / name).read_bytes()
             total = sum(len(n) for _, _, n in os.walk(files))
             print(f"   {same} of {total} files read back byte-exact")
             ok &= same == total
@@ -172,8 +214,7 @@ def run_demo(size: int, keep: bool = False) -> int:
         subprocess.run(["ddrescuelog", "-t", str(work / "rescued.map")])
         got = [(p, s) for p, s, st in parse_mapfile(str(work / "rescued.map")).bmap if st != "+"]
         truth = [(p, s) for p, s, st in parse_mapfile(str(bad)).bmap if st != "+"]
-        print(f"== bad areas found: {len(got)}; simulated: {len(truth)}; "
-              f"identical: {got == truth}")
+        print(f"== bad areas found: {len(got)}; simulated: {len(truth)}; identical: {got == truth}")
         ok &= got == truth
         return 0 if ok else 1
     finally:

@@ -402,6 +402,8 @@ FULL_OPTIONS = [
     "-e +1",
     "-e 10",
 ]
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_random_cases(tmp_path: Path, small_input: Path, seed: int) -> None:
     sc = random_scenario(seed, SMALL, CORE_OPTIONS)

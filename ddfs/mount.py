@@ -250,6 +250,7 @@ def run_mount(
             sys.stderr.write("ddfs: the input does not answer; saving the map without it\n")
             with rescuer.lock:
                 try:
+                    rescuer.flush_pending()
                     rescuer.save(final=True)
                 except DdfsError as exc:
                     scheduler.save_error = exc

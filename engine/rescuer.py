@@ -34,6 +34,8 @@ class Read:
     backward: bool = False
     copied: int = 0
     error_size: int = 0
+    run_end: int = 0  # copying: may go on cluster by cluster up to here (see do_run)
+    ran: bool = False  # do_run read good clusters before the one this Read now describes
 
     @property
     def end(self) -> int:
@@ -42,6 +44,9 @@ class Read:
     @property
     def failed(self) -> bool:
         return self.error_size > 0
+
+
+RUN_BATCH = 1 << 20  # good clusters written (and marked) together during a run
 
 
 class Stop(Exception):
@@ -113,6 +118,10 @@ class Rescuer:
         self.finished = False
         self._buf = bytearray(max(self.softbs, self.ss))
         self._view = memoryview(self._buf)
+        self._runbuf = bytearray()
+        self._runview = memoryview(self._runbuf)
+        self.preempt = False  # set by a scheduler when an urgent read is queued
+        self._pending_run: tuple[int, int] | None = None
         self._schedule = self._pipeline()
         self._logged_message = ""
         self.readlog = ReadLog(opts.log_reads, opts.command_line) if opts.log_reads else None
@@ -263,7 +272,10 @@ class Rescuer:
         if self.urgent_reads and self.is_finished(read.pos, read.size):
             read.copied = read.size  # rescued meanwhile by an on-demand read
             return True
-        self.do_read(read)
+        if read.run_end > read.end:
+            self.do_run(read)
+        else:
+            self.do_read(read)
         if 0 <= self.opts.max_read_errors < self.read_errors:
             raise Stop("Too many read errors")  # right after the read, as in ddrescue
         return True
@@ -294,14 +306,23 @@ class Rescuer:
         A failure bigger than one sector becomes ``*`` in the copying phase (or when
         ``copying`` says so), ``-`` otherwise; finished data is never downgraded.
         """
-        if copying is None:
-            copying = self.status == NON_TRIED
         view = self._view if read.size <= len(self._buf) else memoryview(bytearray(read.size))
+        self._log_phase()
+        copied, err = self.source.read_into(read.pos, read.size, view)
+        self.reads += 1
+        self._record(read, copied, err, view, copying)
+
+    def _log_phase(self) -> None:
         if self.readlog is not None and self.message != self._logged_message:
             self.readlog.phase(self.message, time.time() - self.start_time)
             self._logged_message = self.message
-        copied, err = self.source.read_into(read.pos, read.size, view)
-        self.reads += 1
+
+    def _record(
+        self, read: Read, copied: int, err: int, view: memoryview, copying: bool | None = None
+    ) -> None:
+        """Everything after a read: the data written, then the map, the counters, the log."""
+        if copying is None:
+            copying = self.status == NON_TRIED
         error_size = 0
         if err:
             classify_error(err, copied)
@@ -330,6 +351,89 @@ class Rescuer:
         self.maybe_save()
         if self.on_progress is not None:
             self.on_progress(self)
+
+    def do_run(self, read: Read) -> None:
+        """Read cluster after cluster forward from ``read`` up to ``read.run_end`` while every
+        read fully succeeds; ``read`` then describes the last cluster read.
+
+        The reads are exactly those the copying pass would yield one by one (each a cluster,
+        ending on cluster boundaries), but the good data is written and marked finished once
+        per :data:`RUN_BATCH` bytes, which keeps the per-cluster cost near the syscalls'. A run
+        ends early, between two reads, for a signal, a queued urgent read (:attr:`preempt`) or
+        an active limit, so nothing waits for more than one read.
+        """
+        softbs = self.softbs
+        if len(self._runbuf) < RUN_BATCH + softbs:
+            self._runbuf = bytearray(RUN_BATCH + softbs)
+            self._runview = memoryview(self._runbuf)
+        view = self._runview
+        self._log_phase()
+        timed = self.readlog is not None
+        limits = self._limits_active
+        # --mapfile-interval=0 saves after every read: then every read is its own batch
+        cap = softbs if self._save_interval == 0 else RUN_BATCH
+        pos, size = read.pos, read.size
+        bstart, blen = pos, 0
+        while True:
+            piece = view[blen : blen + size]
+            copied, err = self.source.read_into(pos, size, piece)
+            self.reads += 1
+            if copied != size or err:
+                self._flush(bstart, blen)
+                read.ran = pos != read.pos
+                read.pos, read.size = pos, size
+                self._record(read, copied, err, piece)
+                return
+            if timed:
+                self.readlog.read(pos, size, size, 0, time.time() - self.start_time)  # type: ignore[union-attr]
+            blen += size
+            self._pending_run = (bstart, blen)  # for an emergency save (flush_pending)
+            nxt = pos + size
+            stop = nxt >= read.run_end or self.interrupted or self.preempt
+            if stop or limits or blen + softbs > cap:
+                self._flush(bstart, blen)
+                bstart, blen = nxt, 0
+                if stop or (limits and self._limit_reached()):
+                    read.ran = pos != read.pos
+                    read.pos, read.size, read.copied, read.error_size = pos, size, size, 0
+                    return
+            pos = nxt
+            size = min(pos - pos % softbs + softbs, read.run_end) - pos
+            self.current_pos = pos
+
+    def flush_pending(self) -> None:
+        """Write and mark the good clusters a run holds, from another thread, while the engine
+        thread is stuck in a read that does not return (the run does not touch them then)."""
+        pending, self._pending_run = self._pending_run, None
+        if pending is not None:
+            self._flush(*pending)
+
+    def _flush(self, start: int, size: int) -> None:
+        """Write a batch of good clusters, then mark it finished (data before map)."""
+        self._pending_run = None
+        if size <= 0:
+            return
+        self.output.write(start + self.offset, self._runview[:size])
+        self.last_good_read = time.time()
+        self.rescued_this_run += size
+        with self.lock:
+            self.bmap.set_status(start, size, FINISHED)
+        self.last_read_pos = start + size - min(size, self.softbs)
+        self.maybe_save()
+        if self.on_progress is not None:
+            self.on_progress(self)
+
+    @property
+    def _limits_active(self) -> bool:
+        o = self.opts
+        return o.max_bad_areas >= 0 or o.max_read_errors >= 0 or o.timeout >= 0
+
+    def _limit_reached(self) -> bool:
+        try:
+            self.check_error_limits()
+        except Stop:
+            return True
+        return False
 
     def _mark_unfinished(self, pos: int, size: int, status: str) -> None:
         """Give ``status`` to the parts of ``[pos, pos+size)`` that are not finished."""

@@ -71,6 +71,7 @@ class Scheduler:
                 self._complete(req)
                 return req
             heapq.heappush(self._queue, req)
+            self.rescuer.preempt = True  # a copying run stops at its next read
             self._cv.notify()
         return req
 
@@ -78,6 +79,7 @@ class Scheduler:
         """Stop between two reads (recording ``signum`` as the interrupting signal)."""
         with self._cv:
             self._stopping = True
+            self.rescuer.preempt = True
             if signum and not self.rescuer.interrupted:
                 self.rescuer.interrupted = signum
             self._cv.notify()
@@ -117,7 +119,9 @@ class Scheduler:
                 if self._stopping:
                     return None
                 if self._queue:
-                    return heapq.heappop(self._queue)
+                    req = heapq.heappop(self._queue)
+                    self.rescuer.preempt = bool(self._queue)
+                    return req
                 if not self.background_done:
                     return None
                 self._cv.wait()

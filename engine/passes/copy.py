@@ -136,8 +136,10 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             end -= end % softbs
         if expected is not None and pos != expected:
             eskip = initial
-        read = Read(pos, end - pos)
+        read = Read(pos, end - pos, run_end=be)
         yield read
+        if read.ran:  # the rescuer read good clusters before this one (Rescuer.do_run)
+            eskip = initial
         pos = read.end
         if read.failed:
             if initial > 0 and passno == 1:

@@ -273,6 +273,7 @@ def mount(
 @click.option("--error-ms", default=0.0, type=float, help="extra time of a failed read")
 @click.option("--weak", multiple=True, metavar="POS:SIZE:TRIES", help="area that fails TRIES times")
 @click.option("--hang", "hang", metavar="POS:SIZE", multiple=True, help="area whose reads hang")
+@click.option("--log-reads", metavar="FILE", help="append 'pos size ok|error' for every read")
 @click.option(
     "--foreground/--background",
     default=True,

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 import pyfuse3
 import trio
@@ -103,6 +103,7 @@ class SimulatedDisk(pyfuse3.Operations):
         self.spindle = trio.Lock()
         self.io_limiter = trio.CapacityLimiter(1)  # one spindle: one pread at a time
         self.hung_now = 0
+        self.read_log: IO[str] | None = None  # --log-reads
         self.started = time.time()
         self._stamp_ns = time.time_ns()
         self._handles: dict[int, bytes | None] = {}  # fh -> stats snapshot, None for disk
@@ -215,6 +216,9 @@ class SimulatedDisk(pyfuse3.Operations):
         """One read of the simulated disk: plan, pread, sleep out the modelled time."""
         async with self.spindle:
             plan = self.disk.plan_read(off, size)
+            if self.read_log is not None:  # --log-reads: every request, in order
+                self.read_log.write(f"{off} {size} {'ok' if plan.ok else 'error'}\n")
+                self.read_log.flush()
             if not plan.hang:
                 deadline = trio.current_time() + plan.seconds
                 data = b""
@@ -311,6 +315,8 @@ def _child_argv(kw: dict[str, Any]) -> list[str]:
         argv += ["--weak", w]
     for h in kw["hang"]:
         argv += ["--hang", h]
+    if kw.get("log_reads"):
+        argv += ["--log-reads", os.path.abspath(kw["log_reads"])]
     return argv
 
 
@@ -358,6 +364,7 @@ def main(
     weak: Sequence[str] = (),
     hang: Sequence[str] = (),
     foreground: bool = True,
+    log_reads: str | None = None,
 ) -> int:
     """``ddfs simulate``: return the exit status (0 after a clean unmount)."""
     try:
@@ -377,9 +384,12 @@ def main(
                 "error_ms": error_ms,
                 "weak": weak,
                 "hang": hang,
+                "log_reads": log_reads,
             }
             return run_background(kw)
         ops = SimulatedDisk(disk, fd, image)
+        if log_reads is not None:
+            ops.read_log = open(log_reads, "a", encoding="ascii")  # noqa: SIM115
         line = SERVING.format(image=image, disk=os.path.join(mountpoint, "disk"))
 
         def announce() -> None:

@@ -1,0 +1,73 @@
+"""The planner: partition tables, then each partition's filesystem, into a tiered :class:`Plan`.
+
+:func:`plan_disk` reads through a :data:`Reader` (in a rescue, one that rescues what it reads
+first), so it works the same on a rescued image, a live rescue or a damaged disk; whatever it
+cannot read leads to a fallback or a note, never to an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from engine.metadata import exfat, ext, fat, ntfs
+from engine.metadata.volume import P0, P3, Plan, Reader, Volume
+from engine.partitions import TableUnreadable, read_partitions
+
+log = logging.getLogger(__name__)
+
+#: filesystem modules, probed in this order; each has NAME, probe(vol) and plan(vol)
+FILESYSTEMS: list[ModuleType] = [ext, ntfs, exfat, fat]
+TAIL = 64 * 1024  # tools probe the last 64 KiB of a disk and of a volume for backups
+SECTOR = 512
+
+
+def plan_disk(read: Reader, disk_size: int) -> Plan:
+    """Plan the metadata of a whole disk (partitioned, or a bare filesystem)."""
+    plan = Plan(disk_size)
+    plan.add(0, SECTOR, P0, "MBR / boot sector")
+    plan.add(disk_size - TAIL, TAIL, P0, "end of disk")
+    try:
+        parts = read_partitions(_recording(read, plan), disk_size)
+    except TableUnreadable as exc:
+        plan.note(f"partition table unreadable: {exc}")
+        parts = []
+    if parts:
+        for p in parts:
+            plan.add(p.end - TAIL, TAIL, P0, f"end of partition {p.number}")
+            plan_volume(read, p.start, p.size, plan, f"p{p.number}")
+    else:
+        plan_volume(read, 0, disk_size, plan, "disk")
+    return plan
+
+
+def _recording(read: Reader, plan: Plan) -> Reader:
+    """A reader that records the partition-table sectors it reads (P0; the backup GPT P3)."""
+
+    def rec(pos: int, size: int) -> bytes | None:
+        tier = P3 if pos > 34 * SECTOR and pos >= plan.disk_size - 33 * SECTOR else P0
+        plan.add(pos, size, tier, "partition table")
+        return read(pos, size)
+
+    return rec
+
+
+def plan_volume(read: Reader, start: int, size: int, plan: Plan, name: str = "") -> str | None:
+    """Probe the filesystems on ``[start, start+size)`` and plan the first that matches."""
+    vol = Volume(read, start, size, plan)
+    for module in FILESYSTEMS:
+        try:
+            if not module.probe(vol):
+                continue
+        except Exception:  # a module must never stop the planning of the others
+            log.exception("probe of %s failed on %s", module.NAME, name)
+            continue
+        plan.filesystems.append((start, size, module.NAME))
+        try:
+            module.plan(vol)
+        except Exception as exc:
+            log.exception("planning %s on %s failed", module.NAME, name)
+            plan.note(f"{name}: {module.NAME} planning stopped: {exc}")
+        return module.NAME
+    plan.note(f"{name}: no known filesystem")
+    return None

@@ -1,0 +1,90 @@
+"""What a filesystem module works with: a volume it can read, and the plan it adds areas to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: ``read(pos, size)``: the bytes of the disk, or None when they cannot be had (bad sector,
+#: not rescued within the budget). Positions are absolute disk positions.
+Reader = Callable[[int, int], bytes | None]
+
+P0, P1, P2, P3, P4 = range(5)
+TIER_NAMES = ("anchors", "primary maps", "core metadata", "redundancy and logs", "used data")
+
+
+@dataclass(frozen=True)
+class Area:
+    """A disk range the planner wants rescued, with its tier and what it is."""
+
+    start: int
+    size: int
+    tier: int
+    what: str
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+@dataclass
+class Plan:
+    """The areas found so far, and notes on what could not be read or was substituted."""
+
+    disk_size: int
+    areas: list[Area] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    filesystems: list[tuple[int, int, str]] = field(default_factory=list)  # start, size, name
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. "ext:directories" -> 42
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def add(self, start: int, size: int, tier: int, what: str) -> None:
+        start = max(0, start)
+        end = min(start + max(0, size), self.disk_size) if self.disk_size > 0 else start + size
+        if end > start:
+            self.areas.append(Area(start, end - start, tier, what))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def ranges(self, max_tier: int, min_tier: int = 0) -> list[tuple[int, int]]:
+        """The union of the areas of tiers ``min_tier..max_tier`` as sorted ``(start, end)``."""
+        spans = sorted((a.start, a.end) for a in self.areas if min_tier <= a.tier <= max_tier)
+        out: list[tuple[int, int]] = []
+        for s, e in spans:
+            if out and s <= out[-1][1]:
+                if e > out[-1][1]:
+                    out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
+        return out
+
+    def size_of(self, max_tier: int, min_tier: int = 0) -> int:
+        return sum(e - s for s, e in self.ranges(max_tier, min_tier))
+
+
+@dataclass
+class Volume:
+    """A filesystem's extent on the disk: reads are relative to its start."""
+
+    read_disk: Reader
+    start: int
+    size: int
+    plan: Plan
+
+    def read(self, pos: int, size: int) -> bytes | None:
+        """``size`` bytes at volume offset ``pos``, or None (unreadable, or past the end)."""
+        if pos < 0 or size <= 0 or pos + size > self.size:
+            return None
+        data = self.read_disk(self.start + pos, size)
+        if data is None or len(data) < size:
+            return None
+        return data
+
+    def add(self, pos: int, size: int, tier: int, what: str) -> None:
+        """Plan ``[pos, pos+size)`` of this volume (clipped to it)."""
+        end = min(pos + size, self.size)
+        if end > pos >= 0:
+            self.plan.add(self.start + pos, end - pos, tier, what)

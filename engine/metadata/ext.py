@@ -1,0 +1,428 @@
+"""ext2/3/4 for the metadata planner: superblock, group descriptors, inode tables, every in-use
+inode's extent tree or block map, directories, journal.
+
+The walk is e2fsck's pass 1: the inode tables are scanned (not only the directory tree), so a
+lost directory does not hide its children. Fallbacks follow libext2fs: an unreadable or invalid
+primary superblock leads to the backups (groups 1, 3, 5, 7, 9, 25, 27, ... for each block
+size); descriptors read from a backup GDT are used without their UNINIT flags and
+``itable_unused``, so whole inode tables are planned.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
+
+NAME = "ext"
+MAGIC = 0xEF53
+SB_OFFSET = 1024
+# features
+COMPAT_JOURNAL, COMPAT_SPARSE_SUPER2 = 0x4, 0x200
+INCOMPAT_META_BG, INCOMPAT_64BIT = 0x10, 0x80
+RO_SPARSE_SUPER, RO_GDT_CSUM, RO_METADATA_CSUM = 0x1, 0x10, 0x400
+# group flags and inode flags
+BG_INODE_UNINIT = 0x1
+EXTENTS_FL, INLINE_DATA_FL = 0x80000, 0x10000000
+EXTENT_MAGIC = 0xF30A
+S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0xF000, 0x4000, 0x8000, 0xA000
+JOURNAL_INO, RESIZE_INO, ROOT_INO = 8, 7, 2
+MAX_BLOCKS_PER_INODE = 1 << 22  # sanity bound for a corrupt block map
+
+
+@dataclass
+class Super:
+    """The fields of a superblock the planner needs."""
+
+    offset: int  # where it was read (volume offset)
+    bs: int
+    first_data_block: int
+    blocks: int
+    bpg: int
+    ipg: int
+    inode_size: int
+    group_nr: int
+    compat: int
+    incompat: int
+    ro_compat: int
+    reserved_gdt: int
+    journal_inum: int
+    desc_size: int
+    first_meta_bg: int
+    backup_bgs: tuple[int, int]
+
+    @property
+    def groups(self) -> int:
+        return -(-(self.blocks - self.first_data_block) // self.bpg)
+
+    @property
+    def csum(self) -> bool:
+        return bool(self.ro_compat & (RO_GDT_CSUM | RO_METADATA_CSUM))
+
+    def has_super(self, group: int) -> bool:
+        """libext2fs ``ext2fs_bg_has_super``."""
+        if group == 0:
+            return True
+        if self.compat & COMPAT_SPARSE_SUPER2:
+            return group in self.backup_bgs
+        if group <= 1 or not self.ro_compat & RO_SPARSE_SUPER:
+            return True
+        if group % 2 == 0:
+            return False
+        for base in (3, 5, 7):
+            g = group
+            while g % base == 0:
+                g //= base
+            if g == 1:
+                return True
+        return False
+
+
+def parse_super(raw: bytes, offset: int) -> Super | None:
+    """A validated superblock, or None."""
+    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != MAGIC:
+        return None
+    (inodes, blocks_lo, _r, _f, _fi, first_data, log_bs, _lc, bpg, _cpg, ipg) = struct.unpack_from(
+        "<11I", raw, 0
+    )
+    rev = struct.unpack_from("<I", raw, 76)[0]
+    inode_size = struct.unpack_from("<H", raw, 88)[0] if rev >= 1 else 128
+    group_nr = struct.unpack_from("<H", raw, 90)[0]
+    compat, incompat, ro_compat = struct.unpack_from("<3I", raw, 92)
+    reserved_gdt = struct.unpack_from("<H", raw, 206)[0]
+    journal_inum = struct.unpack_from("<I", raw, 224)[0]
+    desc_size = struct.unpack_from("<H", raw, 254)[0]
+    first_meta_bg = struct.unpack_from("<I", raw, 260)[0]
+    blocks_hi = struct.unpack_from("<I", raw, 336)[0]
+    backup_bgs = struct.unpack_from("<2I", raw, 0x24C)
+    if log_bs > 6 or not bpg or not ipg or bpg > 8 * (1024 << log_bs):
+        return None
+    if inode_size < 128 or inode_size & (inode_size - 1) or inode_size > (1024 << log_bs):
+        return None
+    if first_data not in (0, 1) or inodes == 0:
+        return None
+    blocks = blocks_lo | (blocks_hi << 32 if incompat & INCOMPAT_64BIT else 0)
+    desc = desc_size if incompat & INCOMPAT_64BIT and desc_size >= 32 else 32
+    return Super(
+        offset,
+        1024 << log_bs,
+        first_data,
+        blocks,
+        bpg,
+        ipg,
+        inode_size,
+        group_nr,
+        compat,
+        incompat,
+        ro_compat,
+        reserved_gdt,
+        journal_inum,
+        desc,
+        first_meta_bg,
+        (backup_bgs[0], backup_bgs[1]),
+    )
+
+
+def probe(vol: Volume) -> bool:
+    raw = vol.read(SB_OFFSET, 1024)
+    if raw is not None and parse_super(raw, SB_OFFSET) is not None:
+        return True
+    return _find_backup_super(vol) is not None
+
+
+def _backup_offsets() -> Iterator[int]:
+    """Where backup superblocks are for each block size (groups 1, 3, 5, 7, 9, 25, 27)."""
+    for bs in (1024, 2048, 4096):
+        bpg = 8 * bs
+        first = 1 if bs == 1024 else 0
+        for group in (1, 3, 5, 7, 9, 25, 27, 49, 81):
+            yield (group * bpg + first) * bs
+
+
+def _find_backup_super(vol: Volume) -> Super | None:
+    """The first valid backup superblock that sits exactly where its own fields say."""
+    for off in _backup_offsets():
+        if off + 1024 > vol.size:
+            continue
+        raw = vol.read(off, 1024)
+        sb = parse_super(raw, off) if raw is not None else None
+        if (
+            sb is not None
+            and sb.group_nr > 0
+            and off == (sb.group_nr * sb.bpg + sb.first_data_block) * sb.bs
+        ):
+            return sb
+    return None
+
+
+@dataclass
+class Desc:
+    block_bitmap: int
+    inode_bitmap: int
+    inode_table: int
+    flags: int
+    itable_unused: int
+
+
+class ExtPlanner:
+    """One walk of one ext volume."""
+
+    def __init__(self, vol: Volume, sb: Super, from_backup: bool) -> None:
+        self.vol = vol
+        self.sb = sb
+        self.bs = sb.bs
+        self.from_backup = from_backup
+
+    # -------------------------------------------------------------- layout
+    def gdt_blocks(self) -> int:
+        per_block = self.bs // self.sb.desc_size
+        return -(-self.sb.groups // per_block)
+
+    def group_start(self, group: int) -> int:
+        return group * self.sb.bpg + self.sb.first_data_block
+
+    def gdt_block_location(self, i: int, copy_group: int) -> int:
+        """Block number of GDT block ``i`` in the copy kept in ``copy_group``'s area."""
+        sb = self.sb
+        if sb.incompat & INCOMPAT_META_BG and i >= sb.first_meta_bg:
+            per_block = self.bs // sb.desc_size
+            group = i * per_block
+            start = self.group_start(group)
+            return start + (1 if sb.has_super(group) else 0)
+        return self.group_start(copy_group) + 1 + i
+
+    def plan_layout(self) -> None:
+        """Superblocks and GDT copies: primary P0/P1, backups P3."""
+        vol, sb, bs = self.vol, self.sb, self.bs
+        vol.add(SB_OFFSET, 1024, P0, "ext superblock")
+        ngdt = self.gdt_blocks()
+        nflat = min(ngdt, sb.first_meta_bg) if sb.incompat & INCOMPAT_META_BG else ngdt
+        for g in range(sb.groups):
+            if not sb.has_super(g):
+                continue
+            start = self.group_start(g) * bs
+            primary = g == 0
+            if not primary:
+                vol.add(start, 1024, P3, f"ext backup superblock {g}")
+            vol.add(start + bs, nflat * bs, P1 if primary else P3, f"ext GDT copy {g}")
+            vol.add(
+                start + (1 + nflat) * bs,
+                sb.reserved_gdt * bs,
+                P2 if primary else P3,
+                f"ext reserved GDT {g}",
+            )
+        if sb.incompat & INCOMPAT_META_BG:
+            per_block = bs // sb.desc_size
+            for i in range(sb.first_meta_bg, ngdt):
+                group = i * per_block
+                blk = self.gdt_block_location(i, 0)
+                vol.add(blk * bs, bs, P1, "ext meta_bg GDT")
+                for copy in (group + 1, group + per_block - 1):
+                    if copy < sb.groups:
+                        cblk = self.group_start(copy) + (1 if sb.has_super(copy) else 0)
+                        vol.add(cblk * bs, bs, P3, "ext meta_bg GDT copy")
+
+    # -------------------------------------------------------------- descriptors
+    def read_descriptors(self) -> list[Desc] | None:
+        sb, bs = self.sb, self.bs
+        per_block = bs // sb.desc_size
+        copy_group = sb.group_nr if self.from_backup else 0
+        descs: list[Desc] = []
+        for i in range(self.gdt_blocks()):
+            blk = self.gdt_block_location(i, copy_group)
+            raw = self.vol.read(blk * bs, bs)
+            if raw is None:
+                return None
+            for j in range(per_block):
+                if len(descs) == sb.groups:
+                    break
+                descs.append(self._desc(raw, j * sb.desc_size))
+        if not all(self._sane(d) for d in descs):
+            return None
+        return descs
+
+    def _desc(self, raw: bytes, off: int) -> Desc:
+        bb, ib, it = struct.unpack_from("<3I", raw, off)
+        flags = struct.unpack_from("<H", raw, off + 18)[0]
+        unused = struct.unpack_from("<H", raw, off + 28)[0]
+        if self.sb.desc_size >= 64:
+            bbh, ibh, ith = struct.unpack_from("<3I", raw, off + 32)
+            bb, ib, it = bb | bbh << 32, ib | ibh << 32, it | ith << 32
+            unused |= struct.unpack_from("<H", raw, off + 50)[0] << 16
+        if self.from_backup:  # libext2fs: a backup's UNINIT flags and itable_unused are stale
+            flags, unused = 0, 0
+        return Desc(bb, ib, it, flags, unused)
+
+    def _sane(self, d: Desc) -> bool:
+        n = self.sb.blocks
+        return 0 < d.block_bitmap < n and 0 < d.inode_bitmap < n and 0 < d.inode_table < n
+
+    # -------------------------------------------------------------- inodes
+    def plan_groups(self, descs: list[Desc]) -> None:
+        sb, bs, vol = self.sb, self.bs, self.vol
+        table_bytes = sb.ipg * sb.inode_size
+        for g, d in enumerate(descs):
+            vol.add(d.block_bitmap * bs, bs, P2, "ext block bitmap")
+            vol.add(d.inode_bitmap * bs, bs, P2, "ext inode bitmap")
+            used = table_bytes
+            if sb.csum and d.flags & BG_INODE_UNINIT:
+                used = 0
+            elif sb.csum:
+                used = max(0, (sb.ipg - d.itable_unused) * sb.inode_size)
+            start = d.inode_table * bs
+            vol.add(start, used, P2, f"ext inode table {g}")
+            vol.add(start + used, table_bytes - used, P3, f"ext unused inode table {g}")
+
+    def walk_inodes(self, descs: list[Desc]) -> None:
+        sb, bs = self.sb, self.bs
+        chunk = max(bs, 64 * 1024 // sb.inode_size * sb.inode_size)
+        for g, d in enumerate(descs):
+            used = sb.ipg
+            if sb.csum and d.flags & BG_INODE_UNINIT:
+                continue
+            if sb.csum:
+                used = sb.ipg - d.itable_unused
+            nbytes = used * sb.inode_size
+            base = d.inode_table * bs
+            for off in range(0, nbytes, chunk):
+                raw = self.vol.read(base + off, min(chunk, nbytes - off))
+                if raw is None:
+                    self.vol.plan.note(f"ext: inode table of group {g} unreadable at {off}")
+                    continue
+                for k in range(0, len(raw), sb.inode_size):
+                    ino = g * sb.ipg + (off + k) // sb.inode_size + 1
+                    self.inode(ino, raw[k : k + sb.inode_size])
+
+    def inode(self, ino: int, raw: bytes) -> None:
+        (mode,) = struct.unpack_from("<H", raw, 0)
+        (links,) = struct.unpack_from("<H", raw, 26)
+        (dtime,) = struct.unpack_from("<I", raw, 20)
+        if mode == 0 or (links == 0 and ino >= 11) or (dtime and ino >= 11):
+            return
+        kind = mode & S_IFMT
+        (flags,) = struct.unpack_from("<I", raw, 32)
+        size = struct.unpack_from("<I", raw, 4)[0] | struct.unpack_from("<I", raw, 108)[0] << 32
+        acl = struct.unpack_from("<I", raw, 104)[0] | struct.unpack_from("<H", raw, 118)[0] << 32
+        if acl:
+            self.vol.add(acl * self.bs, self.bs, P2, "ext xattr block")
+        if ino == JOURNAL_INO or ino == self.sb.journal_inum:
+            self.data(raw, flags, P3, "ext journal", first=(P2, "ext journal superblock"))
+            return
+        if ino < 11 and ino not in (ROOT_INO, RESIZE_INO) and kind != S_IFDIR:
+            self.data(raw, flags, P2, "ext special inode")
+            return
+        if flags & INLINE_DATA_FL:
+            return
+        if kind == S_IFDIR:
+            self.vol.plan.count("ext:directories")
+            self.data(raw, flags, P2, "ext directory")
+        elif kind == S_IFREG:
+            if ino >= 11:
+                self.vol.plan.count("ext:files")
+            self.data(raw, flags, P4 if ino != RESIZE_INO else P2, "ext file data")
+        elif kind == S_IFLNK and size >= 60:
+            self.data(raw, flags, P2, "ext symlink")
+
+    # -------------------------------------------------------------- block lists
+    def data(
+        self,
+        raw: bytes,
+        flags: int,
+        tier: int,
+        what: str,
+        first: tuple[int, str] | None = None,
+    ) -> None:
+        """Plan an inode's blocks: tree blocks P2, data blocks at ``tier``."""
+        i_block = raw[40:100]
+        runs = list(self.extents(i_block) if flags & EXTENTS_FL else self.blockmap(i_block))
+        for i, (blk, n) in enumerate(runs):
+            if i == 0 and first is not None:
+                self.vol.add(blk * self.bs, self.bs, first[0], first[1])
+                blk, n = blk + 1, n - 1
+            if n > 0 and blk + n <= self.sb.blocks:
+                self.vol.add(blk * self.bs, n * self.bs, tier, what)
+
+    def extents(self, node: bytes, depth_left: int = 8) -> Iterator[tuple[int, int]]:
+        magic, entries, _max, depth = struct.unpack_from("<4H", node, 0)
+        if magic != EXTENT_MAGIC or 12 + 12 * entries > len(node) or depth_left <= 0:
+            return
+        for e in range(entries):
+            off = 12 + 12 * e
+            if depth == 0:
+                _lblk, length, hi, lo = struct.unpack_from("<IHHI", node, off)
+                if length > 32768:
+                    length -= 32768  # an unwritten extent: still allocated
+                yield (hi << 32 | lo), length
+            else:
+                _lblk, lo, hi = struct.unpack_from("<IIH", node, off)
+                child = hi << 32 | lo
+                if not 0 < child < self.sb.blocks:
+                    continue
+                self.vol.add(child * self.bs, self.bs, P2, "ext extent block")
+                sub = self.vol.read(child * self.bs, self.bs)
+                if sub is None:
+                    self.vol.plan.note(f"ext: extent block {child} unreadable")
+                    continue
+                yield from self.extents(sub, depth_left - 1)
+
+    def blockmap(self, i_block: bytes) -> Iterator[tuple[int, int]]:
+        ptrs = struct.unpack_from("<15I", i_block, 0)
+        budget = [MAX_BLOCKS_PER_INODE]
+        for p in ptrs[:12]:
+            if p:
+                yield p, 1
+        for level, p in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
+            if p:
+                yield from self.indirect(p, level, budget)
+
+    def indirect(self, blk: int, level: int, budget: list[int]) -> Iterator[tuple[int, int]]:
+        if not 0 < blk < self.sb.blocks or budget[0] <= 0:
+            return
+        budget[0] -= 1
+        self.vol.add(blk * self.bs, self.bs, P2, "ext indirect block")
+        raw = self.vol.read(blk * self.bs, self.bs)
+        if raw is None:
+            self.vol.plan.note(f"ext: indirect block {blk} unreadable")
+            return
+        for p in struct.unpack_from(f"<{self.bs // 4}I", raw, 0):
+            if not p:
+                continue
+            if level == 1:
+                budget[0] -= 1
+                yield p, 1
+            else:
+                yield from self.indirect(p, level - 1, budget)
+
+
+def plan(vol: Volume) -> None:
+    raw = vol.read(SB_OFFSET, 1024)
+    sb = parse_super(raw, SB_OFFSET) if raw is not None else None
+    from_backup = False
+    if sb is None:
+        sb = _find_backup_super(vol)
+        if sb is None:
+            vol.plan.note("ext: no readable superblock")
+            return
+        from_backup = True
+        vol.plan.note(
+            f"ext: primary superblock unreadable; using the backup of group {sb.group_nr}"
+        )
+    planner = ExtPlanner(vol, sb, from_backup)
+    planner.plan_layout()
+    descs = planner.read_descriptors()
+    if descs is None and not from_backup:
+        backup = _find_backup_super(vol)
+        if backup is not None:
+            vol.plan.note(
+                f"ext: primary group descriptors unreadable; using group {backup.group_nr}'s copy"
+            )
+            planner = ExtPlanner(vol, backup, True)
+            planner.sb.blocks = sb.blocks
+            descs = planner.read_descriptors()
+    if descs is None:
+        vol.plan.note("ext: no readable group descriptors")
+        return
+    planner.plan_groups(descs)
+    planner.walk_inodes(descs)

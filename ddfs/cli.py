@@ -141,6 +141,8 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     ):
         setattr(o, flag, bool(kw[flag]))
     o.verbosity = kw["verbose"]
+    # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
+    o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
     o.test_map = kw["test_mode"]
     o.log_reads = kw["log_reads"]
     o.command_line = " ".join(shlex.quote(a) for a in argv)
@@ -188,6 +190,7 @@ RESCUE_OPTIONS = [
     _opt("--log-reads", help="log all read operations to file"),
     _opt("--mapfile-interval", help="save/sync mapfile every SAVE/SYNC seconds [auto,300]"),
     _opt("--same-file", flag=True, help="allow infile and outfile to be the same file"),
+    _opt("--no-metadata-first", flag=True, help="plain ddrescue order: no filesystem tiers"),
 ]
 
 

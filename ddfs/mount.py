@@ -25,6 +25,7 @@ from ddfs.fusefs import Operations
 from ddfs.reader import ImageReader
 from ddfs.view import View
 from engine.errors import DdfsError
+from engine.metadata.through import metadata_first
 from engine.options import RescueOptions
 from engine.partitions import TableUnreadable, read_partitions, table_ranges
 from engine.rescuer import Stop
@@ -225,7 +226,12 @@ def run_mount(
         rescuer.save()
     screen = StatusScreen(sys.stdout, quiet=opts.quiet, binary=opts.binary_prefixes)
     rescuer.on_progress = screen.update
-    scheduler = Scheduler(rescuer)
+
+    def plan_first(s: Scheduler) -> None:
+        if opts.metadata_first:
+            view.plan = metadata_first(s.rescuer, s.serve_pending)
+
+    scheduler = Scheduler(rescuer, plan_first)
     view = View(scheduler, rescuer.source.size)
     reader = ImageReader(
         view, outfile, rescuer.offset, mopts.read_timeout, mopts.unreadable, mopts.readahead

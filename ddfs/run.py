@@ -11,6 +11,7 @@ import sys
 
 from ddfs.cli import fail, install_signal_handlers, reraise
 from engine.errors import DdfsError
+from engine.metadata.through import metadata_first, plan_summary
 from engine.options import RescueOptions
 from engine.rescuer import Rescuer, Stop
 from engine.setup import NothingToDo, prepare
@@ -57,6 +58,10 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
             except DdfsError as exc:
                 fail(f"Can't create mapfile: {exc.message}")
         screen.start(rescuer, existed)
+        if opts.metadata_first:
+            plan = metadata_first(rescuer)
+            if plan is not None and not opts.quiet:
+                print(plan_summary(plan), flush=True)
         rescuer.run()
         rescuer.finish_output()
     except Stop as exc:

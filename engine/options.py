@@ -47,6 +47,7 @@ class RescueOptions:
     quiet: bool = False  # -q
     verbosity: int = 0  # -v
     binary_prefixes: bool = False  # -B
+    metadata_first: bool = True  # --no-metadata-first (test mode -H implies it)
     command_line: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -121,6 +121,8 @@ class Rescuer:
         self._runbuf = bytearray()
         self._runview = memoryview(self._runbuf)
         self.preempt = False  # set by a scheduler when an urgent read is queued
+        self.tiers: list[tuple[str, list[tuple[int, int]]]] = []  # metadata first
+        self.tier = ""
         self._pending_run: tuple[int, int] | None = None
         self._schedule = self._pipeline()
         self._logged_message = ""
@@ -231,6 +233,8 @@ class Rescuer:
     def _apply_phase(self) -> None:
         if self._pending_phase is not None:
             self.status, self.current_pass, self.message = self._pending_phase
+            if self.tier:
+                self.message = f"[{self.tier} first] {self.message}"
             self._pending_phase = None
 
     # ------------------------------------------------------------------ the pipeline
@@ -244,11 +248,35 @@ class Rescuer:
             (NON_SCRAPED, not self.opts.no_scrape, scrape.scraping_phase),
             (BAD_SECTOR, self.opts.max_retries != 0, retry.retrying_phase),
         )
+        if self.tiers:
+            yield from self._tier_runs(phases[:3])
         for status, enabled, phase in phases:
             if enabled and self.domain_size_of(status):
                 self.check_error_limits()
                 yield from phase(self)
         self.check_error_limits()
+
+    def set_tiers(self, tiers: list[tuple[str, list[tuple[int, int]]]]) -> None:
+        """Metadata first: run copying, trimming and scraping over each ``(name, ranges)`` in
+        turn before the normal schedule. Only the order of work changes: the map, its rules
+        and the final schedule over the whole domain are ddrescue's."""
+        self.tiers = tiers
+
+    def _tier_runs(self, phases: tuple) -> Iterator[Read]:  # type: ignore[type-arg]
+        domain, saved = self.domain, (self.saved_status, self.saved_pass, self.saved_pos)
+        try:
+            for name, ranges in self.tiers:
+                self.tier = name
+                self.domain = _intersect(ranges, domain)
+                self.saved_status = FINISHED  # no resume inside a tier: each starts afresh
+                for status, enabled, phase in phases:
+                    if enabled and self.domain_size_of(status):
+                        self.check_error_limits()
+                        yield from phase(self)
+        finally:
+            self.domain = domain
+            self.saved_status, self.saved_pass, self.saved_pos = saved
+            self.tier = ""
 
     def step(self) -> bool:
         """Do the next read of the schedule. Returns False once the schedule is complete.
@@ -561,6 +589,21 @@ class Rescuer:
             self.output.extend_to(self.output.sparse_end)
         if self.opts.min_outfile_size:
             self.output.extend_to(self.opts.min_outfile_size)
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The intersection of two sorted lists of disjoint ``(start, end)`` ranges."""
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 def same_file(a: str, b: str) -> bool:

@@ -40,8 +40,11 @@ class Scheduler:
     """Runs a :class:`Rescuer` in the calling thread; :meth:`submit` and :meth:`stop` are
     thread-safe."""
 
-    def __init__(self, rescuer: Rescuer) -> None:
+    def __init__(
+        self, rescuer: Rescuer, prelude: Callable[[Scheduler], None] | None = None
+    ) -> None:
         self.rescuer = rescuer
+        self.prelude = prelude  # runs first in the engine thread (metadata planning)
         rescuer.urgent_reads = True
         self._cv = threading.Condition()
         self._queue: list[Request] = []
@@ -94,6 +97,17 @@ class Scheduler:
     def run(self) -> None:
         """The engine thread's body; returns after :meth:`stop` and the final save."""
         try:
+            if self.prelude is not None:
+                try:
+                    self.prelude(self)
+                except Stop as exc:
+                    self.outcome = exc
+                    self.background_done = True
+                    if exc.signum:
+                        self.stop()
+                except DdfsError as exc:
+                    self.outcome = exc
+                    self.background_done = True
             while True:
                 req = self._next()
                 if req is not None:
@@ -112,6 +126,16 @@ class Scheduler:
             except DdfsError as exc:
                 self.save_error = exc
             self.finished.set()
+
+    def serve_pending(self) -> None:
+        """Serve the queued requests now (called between the reads of a long prelude)."""
+        while True:
+            with self._cv:
+                if self._stopping or not self._queue:
+                    return
+                req = heapq.heappop(self._queue)
+                self.rescuer.preempt = bool(self._queue)
+            self._serve(req)
 
     def _next(self) -> Request | None:
         with self._cv:

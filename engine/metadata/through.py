@@ -1,0 +1,85 @@
+"""Planning through the engine: every byte the planner reads is rescued first.
+
+:func:`engine_reader` gives the planner a :data:`~engine.metadata.volume.Reader` whose reads
+go to the source through :meth:`engine.rescuer.Rescuer.read_urgent` (whole clusters, no
+scraping: a structure in a failed cluster is left for the fallbacks and the normal schedule),
+and then come back from the output. :func:`metadata_first` plans and hands the tiers to the
+rescuer, which works through them before its normal schedule.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from engine.metadata.planner import plan_disk
+from engine.metadata.volume import P2, P3, P4, Plan, Reader
+from engine.rescuer import Rescuer
+
+EXT_MAGIC_AT = 1024 + 56
+
+
+def engine_reader(rescuer: Rescuer, fd: int, between: Callable[[], None] | None = None) -> Reader:
+    """A reader that rescues what it reads; ``between`` runs before each source read (the
+    live mount serves its queued requests there)."""
+    size = rescuer.source.size
+
+    def read(pos: int, n: int) -> bytes | None:
+        if pos < 0 or n <= 0 or pos + n > size:
+            return None
+        if not rescuer.is_finished(pos, n):
+            if between is not None:
+                between()
+            rescuer.check_limits()  # a signal stops the planning as it stops the passes
+            rescuer.read_urgent(pos, n, scrape=False)
+            if not rescuer.is_finished(pos, n):
+                return None
+        data = os.pread(fd, n, pos + rescuer.offset)
+        return data + bytes(n - len(data))
+
+    return read
+
+
+def worth_planning(read: Reader) -> bool:
+    """A quick look at the first 4 KiB: a boot signature or an ext superblock, or unreadable
+    (then the fallbacks may still find something). Random or blank data is not planned."""
+    head = read(0, 4096)
+    if head is None:
+        return True
+    return head[510:512] == b"\x55\xaa" or head[EXT_MAGIC_AT : EXT_MAGIC_AT + 2] == b"\x53\xef"
+
+
+def metadata_first(rescuer: Rescuer, between: Callable[[], None] | None = None) -> Plan | None:
+    """Plan the disk through the engine and give the rescuer its tiers (P0-P2, P3, P4).
+
+    Returns the plan, or None when nothing was recognised (the rescue then runs in plain
+    ddrescue order).
+    """
+    fd = os.open(rescuer.output.path, os.O_RDONLY | os.O_CLOEXEC)
+    rescuer.message = "Reading the partition table and filesystem metadata..."
+    try:
+        read = engine_reader(rescuer, fd, between)
+        if not worth_planning(read):
+            return None
+        plan = plan_disk(read, rescuer.source.size)
+    finally:
+        os.close(fd)
+    if not plan.filesystems and len(plan.areas) <= 2:
+        return None
+    rescuer.set_tiers(
+        [
+            ("metadata", plan.ranges(P2)),
+            ("redundancy", plan.ranges(P3, P3)),
+            ("used data", plan.ranges(P4, P4)),
+        ]
+    )
+    return plan
+
+
+def plan_summary(plan: Plan) -> str:
+    """One line for the status screen: what was recognised and how big each tier is."""
+    fs = ", ".join(f"{name} at {start}" for start, _size, name in plan.filesystems) or "none"
+    return (
+        f"Metadata first: filesystems {fs}; metadata {plan.size_of(P2)} B, "
+        f"redundancy {plan.size_of(P3, P3)} B, used data {plan.size_of(P4, P4)} B"
+    )

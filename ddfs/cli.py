@@ -267,6 +267,32 @@ def mount(
     raise SystemExit(run_mount(infile, outfile, mapfile, mountpoint, opts, mopts))
 
 
+@main.command(cls=DdrescueCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("infile")
+@click.argument("outfile")
+@click.argument("mapfile")
+@click.argument("domain_map")
+@click.option(
+    "--tier",
+    type=click.Choice(["metadata", "used", "all"]),
+    default="metadata",
+    help="metadata (P0-P3), used (file data, P4) or all (P0-P4) [metadata]",
+)
+@click.option("-q", "--quiet", is_flag=True, help="suppress all messages")
+def domain(
+    infile: str, outfile: str, mapfile: str, domain_map: str, tier: str, quiet: bool
+) -> None:
+    """Write DOMAIN_MAP, a ddrescue domain mapfile of the filesystem metadata of INFILE.
+
+    What the planner reads is rescued into OUTFILE and recorded in MAPFILE, as ddfs rescue
+    would; then `ddrescue -m DOMAIN_MAP INFILE OUTFILE MAPFILE` rescues those areas first.
+    """
+    from ddfs.domain import run_domain
+
+    opts = RescueOptions(quiet=quiet, command_line=" ".join(["ddfs", "domain", *sys.argv[2:]]))
+    raise SystemExit(run_domain(infile, outfile, mapfile, domain_map, tier, opts))
+
+
 @main.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))

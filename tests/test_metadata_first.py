@@ -1,0 +1,70 @@
+"""Metadata first, end to end: `ddfs domain` for GNU ddrescue -m, and the live mount answering
+e2fsck after reading a small part of a slow disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.mapfile import parse_mapfile
+from tests.conftest import run_ddfs, run_ddrescue
+from tests.mountproc import live_mount, status, wait_for
+from tests.simdisk import read_stats, simulated_disk
+from tests.test_mount import write_testmap
+from tests.test_mount_e2e import P1_SIZE, P1_START, SIZE, build_disk, fsck_verdict
+
+
+def test_domain_mapfile_for_ddrescue(tmp_path: Path) -> None:
+    image, _ = build_disk(tmp_path)
+    res = run_ddfs("domain", str(image), str(tmp_path / "o"), str(tmp_path / "m"),
+                   str(tmp_path / "dom.map"))
+    assert res.returncode == 0, res.stderr
+    assert "ext at 1048576" in res.stdout
+    dom = parse_mapfile(str(tmp_path / "dom.map")).bmap
+    assert dom.end == SIZE and 0 < dom.size_of("+") < SIZE // 5
+    assert subprocess.run(["ddrescuelog", "-t", str(tmp_path / "dom.map")],
+                          capture_output=True).returncode == 0
+    # GNU ddrescue rescues just the domain; e2fsck is then happy with the partial image
+    out = tmp_path / "partial.img"
+    res = run_ddrescue("-q", "-m", str(tmp_path / "dom.map"), str(image), str(out),
+                       str(tmp_path / "m2"))
+    assert res.returncode == 0, res.stderr
+    p1 = tmp_path / "p1.img"
+    p1.write_bytes(out.read_bytes()[P1_START : P1_START + P1_SIZE].ljust(P1_SIZE, b"\0"))
+    orig = tmp_path / "p1.orig"
+    orig.write_bytes(image.read_bytes()[P1_START : P1_START + P1_SIZE])
+    assert fsck_verdict(p1) == fsck_verdict(orig)
+    assert parse_mapfile(str(tmp_path / "m2")).bmap.size_of("+") == dom.size_of("+")
+
+
+@pytest.mark.fuse
+def test_fsck_answers_early_on_a_slow_disk(tmp_path: Path) -> None:
+    """The headline: e2fsck on the live mount is done after a small part of the disk was
+    read, because the metadata is rescued first."""
+    image, _ = build_disk(tmp_path)
+    orig = tmp_path / "p1.orig"
+    orig.write_bytes(image.read_bytes()[P1_START : P1_START + P1_SIZE])
+    expected = fsck_verdict(orig)
+    write_testmap(tmp_path / "bad.map", SIZE, [(50 << 20, 4096)])
+    (tmp_path / "sim").mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with simulated_disk(image, tmp_path / "sim", tmp_path / "bad.map", rate="2Mi",
+                        seek_ms="4") as dev, \
+            live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q"):
+        start = time.monotonic()
+        wait_for(lambda: (mnt / "p1").exists(), 60, "p1 did not appear")
+        assert fsck_verdict(mnt / "p1") == expected
+        took = time.monotonic() - start
+        read = read_stats(dev)["bytes"]
+        wait_for(lambda: status(mnt)["tiers"], 60, "the plan was not made")
+        st = status(mnt)
+    tiers = {t["tier"]: t for t in st["tiers"]}
+    print(json.dumps({"seconds": took, "bytes_read": read, "share": read / SIZE,
+                      "tiers": tiers}))
+    assert read < 0.15 * SIZE, f"e2fsck needed {read} bytes read from the disk"
+    assert tiers["metadata"]["bytes"] > 0

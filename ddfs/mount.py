@@ -25,7 +25,7 @@ from ddfs.fusefs import Operations
 from ddfs.reader import ImageReader
 from ddfs.view import View
 from engine.errors import DdfsError
-from engine.metadata.through import metadata_first
+from engine.metadata.through import metadata_first, tier_line
 from engine.options import RescueOptions
 from engine.partitions import TableUnreadable, read_partitions, table_ranges
 from engine.rescuer import Stop
@@ -197,11 +197,14 @@ async def _serve(
 
 def _ondemand_line(view: View) -> str:
     s = view.scheduler
-    return (
+    line = (
         f"  on-demand: {view.ondemand_reads} reads, {view.ondemand_timeouts} timeouts,"
         f" {view.ondemand_eio} EIO, {view.readahead_requests} read-aheads,"
         f" {len(s.pending())} queued; partitions: {view.partition_note}"
     )
+    if view.plan is not None:
+        line += "\n" + tier_line(view.plan, view.rescuer)
+    return line
 
 
 def run_mount(

@@ -11,7 +11,7 @@ import sys
 
 from ddfs.cli import fail, install_signal_handlers, reraise
 from engine.errors import DdfsError
-from engine.metadata.through import metadata_first, plan_summary
+from engine.metadata.through import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
 from engine.rescuer import Rescuer, Stop
 from engine.setup import NothingToDo, prepare
@@ -62,6 +62,7 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
             plan = metadata_first(rescuer)
             if plan is not None and not opts.quiet:
                 print(plan_summary(plan), flush=True)
+                screen.extra = lambda: tier_line(plan, rescuer)
         rescuer.run()
         rescuer.finish_output()
     except Stop as exc:

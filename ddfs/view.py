@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
 from engine.mapfile import PHASE_NAMES, format_header, mapfile_text
+from engine.metadata.through import tier_progress
 from engine.metadata.volume import Plan
 from engine.partitions import Partition
 from engine.scheduler import Scheduler
@@ -197,30 +198,7 @@ class View:
 
     def tier_progress(self) -> list[dict[str, object]]:
         """Per tier of the metadata plan: its size and how much of it is finished."""
-        if self.plan is None:
-            return []
-        out: list[dict[str, object]] = []
-        r = self.rescuer
-        for tier, (lo, hi) in (("metadata", (0, 2)), ("redundancy", (3, 3)), ("used data", (4, 4))):
-            ranges = self.plan.ranges(hi, lo)
-            total = sum(e - s for s, e in ranges)
-            done = 0
-            with r.lock:
-                for s, e in ranges:
-                    for bs, be, st in r.bmap.blocks_from(s):
-                        if bs >= e:
-                            break
-                        if st == FINISHED:
-                            done += min(be, e) - max(bs, s)
-            out.append(
-                {
-                    "tier": tier,
-                    "bytes": total,
-                    "finished": done,
-                    "pct": round(100 * done / total, 2) if total else 100.0,
-                }
-            )
-        return out
+        return [] if self.plan is None else tier_progress(self.plan, self.rescuer)
 
     def status_text(self) -> bytes:
         return (json.dumps(self.status(), indent=2) + "\n").encode()

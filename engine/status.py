@@ -98,7 +98,7 @@ class StatusScreen:
             f"{'':30}time since last successful read: {since:>11}",
         ]
         if self.extra is not None:
-            out.append(self.extra())
+            out.extend(self.extra().split("\n"))
         return out
 
     def start(self, r: Rescuer, existed: bool) -> None:
@@ -153,7 +153,7 @@ class StatusScreen:
             self._drawn = True
         else:
             lines = self.lines(r)
-            summary = "; ".join(" ".join(line.split()) for line in lines[2:5])
+            summary = "; ".join(" ".join(line.split()) for line in lines[2:5] + lines[6:])
             self.out.write(f"{r.message}: {summary}\n")
         self._last_message = r.message
         self.out.flush()

@@ -102,7 +102,8 @@ def test_e2fsck_reads_inside_plan(tmp_path: Path, mkfs: str) -> None:
                                                      capture_output=True))
     assert coverage(reads, plan.ranges(3)) >= 0.99
     # without uninit_bg (ext2, ext3) whole inode tables count: 6.25 % of this small-type image
-    assert plan.size_of(2) < (0.05 if mkfs == "mkfs.ext4" else 0.10) * len(data)
+    # (1 KiB blocks), plus the bitmaps rounded out to 4 KiB pages
+    assert plan.size_of(2) < (0.05 if mkfs == "mkfs.ext4" else 0.12) * len(data)
 
 
 @pytest.mark.fuse

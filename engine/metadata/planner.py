@@ -25,6 +25,7 @@ SECTOR = 512
 def plan_disk(read: Reader, disk_size: int) -> Plan:
     """Plan the metadata of a whole disk (partitioned, or a bare filesystem)."""
     plan = Plan(disk_size)
+    read = _cached(read)
     plan.add(0, SECTOR, P0, "MBR / boot sector")
     plan.add(disk_size - TAIL, TAIL, P0, "end of disk")
     try:
@@ -39,6 +40,23 @@ def plan_disk(read: Reader, disk_size: int) -> Plan:
     else:
         plan_volume(read, 0, disk_size, plan, "disk")
     return plan
+
+
+def _cached(read: Reader, limit: int = 4096, entries: int = 4096) -> Reader:
+    """Small reads answered once: every module probes sector 0 and the superblock area."""
+    cache: dict[tuple[int, int], bytes | None] = {}
+
+    def cached(pos: int, size: int) -> bytes | None:
+        if size > limit:
+            return read(pos, size)
+        key = (pos, size)
+        if key not in cache:
+            if len(cache) >= entries:
+                cache.clear()
+            cache[key] = read(pos, size)
+        return cache[key]
+
+    return cached
 
 
 def _recording(read: Reader, plan: Plan) -> Reader:

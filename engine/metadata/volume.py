@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 Reader = Callable[[int, int], bytes | None]
 
 P0, P1, P2, P3, P4 = range(5)
+PAGE = 4096
 TIER_NAMES = ("anchors", "primary maps", "core metadata", "redundancy and logs", "used data")
 
 
@@ -41,8 +42,15 @@ class Plan:
         self.counts[key] = self.counts.get(key, 0) + n
 
     def add(self, start: int, size: int, tier: int, what: str) -> None:
-        start = max(0, start)
-        end = min(start + max(0, size), self.disk_size) if self.disk_size > 0 else start + size
+        """Plan ``[start, start+size)``, rounded out to whole 4 KiB pages (the kernel reads
+        pages, and a cluster read covers them anyway), clipped to the disk."""
+        if size <= 0:
+            return
+        end = start + size
+        start = max(0, start - start % PAGE)
+        end = -(-end // PAGE) * PAGE
+        if self.disk_size > 0:
+            end = min(end, self.disk_size)
         if end > start:
             self.areas.append(Area(start, end - start, tier, what))
 
@@ -73,6 +81,7 @@ class Volume:
     start: int
     size: int
     plan: Plan
+    memo: dict[str, object] = field(default_factory=dict)  # what a probe found, for plan()
 
     def read(self, pos: int, size: int) -> bytes | None:
         """``size`` bytes at volume offset ``pos``, or None (unreadable, or past the end)."""

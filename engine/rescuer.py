@@ -122,6 +122,7 @@ class Rescuer:
         self._runview = memoryview(self._runbuf)
         self.preempt = False  # set by a scheduler when an urgent read is queued
         self.tiers: list[tuple[str, list[tuple[int, int]]]] = []  # metadata first
+        self.replan: Callable[[], list[tuple[str, list[tuple[int, int]]]] | None] | None = None
         self.tier = ""
         self._pending_run: tuple[int, int] | None = None
         self._schedule = self._pipeline()
@@ -256,23 +257,38 @@ class Rescuer:
                 yield from phase(self)
         self.check_error_limits()
 
-    def set_tiers(self, tiers: list[tuple[str, list[tuple[int, int]]]]) -> None:
+    def set_tiers(
+        self,
+        tiers: list[tuple[str, list[tuple[int, int]]]],
+        replan: Callable[[], list[tuple[str, list[tuple[int, int]]]] | None] | None = None,
+    ) -> None:
         """Metadata first: run copying, trimming and scraping over each ``(name, ranges)`` in
         turn before the normal schedule. Only the order of work changes: the map, its rules
-        and the final schedule over the whole domain are ddrescue's."""
+        and the final schedule over the whole domain are ddrescue's.
+
+        ``replan`` is called after the tiers; when what they rescued unlocks more metadata
+        (a structure that was in a failed cluster, scraped since), it returns the grown tiers,
+        which are worked through in turn, until nothing more is found (at most 4 rounds)."""
         self.tiers = tiers
+        self.replan = replan
 
     def _tier_runs(self, phases: tuple) -> Iterator[Read]:  # type: ignore[type-arg]
         domain, saved = self.domain, (self.saved_status, self.saved_pass, self.saved_pos)
         try:
-            for name, ranges in self.tiers:
-                self.tier = name
-                self.domain = _intersect(ranges, domain)
-                self.saved_status = FINISHED  # no resume inside a tier: each starts afresh
-                for status, enabled, phase in phases:
-                    if enabled and self.domain_size_of(status):
-                        self.check_error_limits()
-                        yield from phase(self)
+            for _round in range(4):
+                for name, ranges in self.tiers:
+                    self.tier = name
+                    self.domain = _intersect(ranges, domain)
+                    self.saved_status = FINISHED  # no resume inside a tier: each starts afresh
+                    for status, enabled, phase in phases:
+                        if enabled and self.domain_size_of(status):
+                            self.check_error_limits()
+                            yield from phase(self)
+                self.domain = domain
+                grown = self.replan() if self.replan is not None else None
+                if not grown or grown == self.tiers:
+                    break
+                self.tiers = grown
         finally:
             self.domain = domain
             self.saved_status, self.saved_pass, self.saved_pos = saved

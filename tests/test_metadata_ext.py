@@ -40,8 +40,7 @@ def make_fs(tmp_path: Path, mkfs: str, size: int = 64 * MiB) -> tuple[Path, int,
     files.mkdir()
     dirs, nfiles = fill(files)
     image = tmp_path / "fs.img"
-    subprocess.run([mkfs, "-q", "-F", "-d", str(files), str(image), f"{size // 1024}k"],
-                   check=True)
+    subprocess.run([mkfs, "-q", "-F", "-d", str(files), str(image), f"{size // 1024}k"], check=True)
     return image, dirs, nfiles
 
 
@@ -98,8 +97,10 @@ def test_e2fsck_reads_inside_plan(tmp_path: Path, mkfs: str) -> None:
     assert plan.filesystems == [(0, len(data), "ext")]
     assert counts(plan) == (dirs + 2, files)  # + the root and lost+found
     reads = logged_reads(
-        tmp_path, image, lambda disk: subprocess.run(["e2fsck", "-fn", disk], check=True,
-                                                     capture_output=True))
+        tmp_path,
+        image,
+        lambda disk: subprocess.run(["e2fsck", "-fn", disk], check=True, capture_output=True),
+    )
     assert coverage(reads, plan.ranges(3)) >= 0.99
     # without uninit_bg (ext2, ext3) whole inode tables count: 6.25 % of this small-type image
     # (1 KiB blocks), plus the bitmaps rounded out to 4 KiB pages
@@ -118,8 +119,7 @@ def test_kernel_mount_reads_inside_plan(tmp_path: Path) -> None:
         with loop_device(disk) as dev:
             subprocess.run(["blockdev", "--setra", "0", dev], check=True)
             # -t: no libblkid probing of every known signature (RAID labels at the disk end)
-            subprocess.run(["mount", "-t", "ext4", "-o", "ro,noload", dev, str(fsmnt)],
-                           check=True)
+            subprocess.run(["mount", "-t", "ext4", "-o", "ro,noload", dev, str(fsmnt)], check=True)
             try:
                 subprocess.run(["ls", "-lR", str(fsmnt)], check=True, capture_output=True)
             finally:
@@ -176,18 +176,36 @@ def test_partitioned_disk(tmp_path: Path) -> None:
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as fh:
         fh.truncate(96 * MiB)
-    subprocess.run(["sfdisk", "-q", str(disk)], input="label: dos\n,8M,c\n,,5\n,70M,83\n",
-                   text=True, check=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(disk)],
+        input="label: dos\n,8M,c\n,,5\n,70M,83\n",
+        text=True,
+        check=True,
+    )
     start = 9 * MiB + 1024 * 512 * 2  # the logical partition: sfdisk leaves 1 MiB after the EBR
-    layout = subprocess.run(["sfdisk", "-J", str(disk)], capture_output=True, text=True,
-                            check=True).stdout
+    layout = subprocess.run(
+        ["sfdisk", "-J", str(disk)], capture_output=True, text=True, check=True
+    ).stdout
     import json
 
-    part = next(p for p in json.loads(layout)["partitiontable"]["partitions"]
-                if p["node"].endswith("5"))
+    part = next(
+        p for p in json.loads(layout)["partitiontable"]["partitions"] if p["node"].endswith("5")
+    )
     start = part["start"] * 512
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(files), "-E", f"offset={start}",
-                    str(disk), f"{part['size'] // 2}k"], check=True)
+    subprocess.run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-d",
+            str(files),
+            "-E",
+            f"offset={start}",
+            str(disk),
+            f"{part['size'] // 2}k",
+        ],
+        check=True,
+    )
     data = disk.read_bytes()
     plan = plan_disk(reader(data), len(data))
     assert (start, part["size"] * 512, "ext") in plan.filesystems

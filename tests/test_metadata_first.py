@@ -105,3 +105,37 @@ def test_lost_superblock_on_a_failing_disk(tmp_path: Path) -> None:
     for pos, size, st in whole:
         if st == "+":
             assert damaged.find_forward(pos, "?", pos + size) in (None, (P1_START, P1_START + 4096))
+
+
+def test_replanning_after_the_tiers(tmp_path: Path, random_file) -> None:
+    """After the tiers, the plan is made again; areas it newly finds (metadata unlocked by what
+    the tiers rescued) are worked through before the normal schedule, until a fixed point."""
+    from engine.options import RescueOptions
+    from engine.setup import prepare
+
+    infile = random_file(8 << 20)
+    (tmp_path / "tm").write_text("0 + 1\n0 0x800000 +\n")
+    opts = RescueOptions(test_map=str(tmp_path / "tm"), log_reads=str(tmp_path / "reads"))
+    r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
+    grown = [("metadata", [(0x100000, 0x110000)]), ("redundancy", [(0x600000, 0x610000)])]
+    calls = []
+
+    def replan() -> list[tuple[str, list[tuple[int, int]]]]:
+        calls.append(1)
+        return grown  # the second call finds nothing new: the fixed point
+
+    r.set_tiers([("metadata", [(0x100000, 0x110000)])], replan)
+    try:
+        r.run()
+    finally:
+        r.close()
+        r.source.close()
+        r.output.close()
+    reads = [
+        int(ln.split()[0], 16)
+        for ln in (tmp_path / "reads").read_text().splitlines()
+        if ln.startswith("0x")
+    ]
+    assert reads[:2] == [0x100000, 0x600000]  # the grown tier before the normal schedule
+    assert len(calls) == 2
+    assert r.bmap.size_of("+") == 8 << 20

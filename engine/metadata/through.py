@@ -66,14 +66,23 @@ def metadata_first(rescuer: Rescuer, between: Callable[[], None] | None = None) 
         os.close(fd)
     if not plan.filesystems and len(plan.areas) <= 2:
         return None
-    rescuer.set_tiers(
-        [
-            ("metadata", plan.ranges(P2)),
-            ("redundancy", plan.ranges(P3, P3)),
-            ("used data", plan.ranges(P4, P4)),
-        ]
-    )
+
+    def replan() -> list[tuple[str, list[tuple[int, int]]]] | None:
+        fd = os.open(rescuer.output.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            again = plan_disk(engine_reader(rescuer, fd, between), rescuer.source.size)
+        finally:
+            os.close(fd)
+        plan.areas, plan.notes = again.areas, again.notes  # the caller's plan grows too
+        return tiers_of(again)
+
+    rescuer.set_tiers(tiers_of(plan), replan)
     return plan
+
+
+def tiers_of(plan: Plan) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The plan as the rescuer's tiers: metadata (P0-P2), redundancy (P3), used data (P4)."""
+    return [(name, plan.ranges(hi, lo)) for name, lo, hi in TIERS]
 
 
 def plan_summary(plan: Plan) -> str:

@@ -98,16 +98,7 @@ class Scheduler:
         """The engine thread's body; returns after :meth:`stop` and the final save."""
         try:
             if self.prelude is not None:
-                try:
-                    self.prelude(self)
-                except Stop as exc:
-                    self.outcome = exc
-                    self.background_done = True
-                    if exc.signum:
-                        self.stop()
-                except DdfsError as exc:
-                    self.outcome = exc
-                    self.background_done = True
+                self._guarded(self.prelude, self)
             while True:
                 req = self._next()
                 if req is not None:
@@ -151,9 +142,14 @@ class Scheduler:
                 self._cv.wait()
 
     def _background_step(self) -> None:
+        if not self._guarded(self.rescuer.step):
+            self.background_done = True
+
+    def _guarded(self, fn: Callable[..., object], *args: object) -> object:
+        """Run a piece of the schedule; a stop (limit or signal) or a fatal error ends the
+        background work, and a signal ends the thread too."""
         try:
-            if not self.rescuer.step():
-                self.background_done = True
+            return fn(*args)
         except Stop as exc:
             self.outcome = exc
             self.background_done = True
@@ -162,6 +158,7 @@ class Scheduler:
         except DdfsError as exc:
             self.outcome = exc
             self.background_done = True
+        return True
 
     def _serve(self, req: Request) -> None:
         start = time.monotonic()

@@ -8,6 +8,7 @@ extends it to a minimum size. A failed or short write raises :class:`WriteError`
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import stat
 
@@ -45,6 +46,8 @@ class Output:
         self.synchronous = synchronous
         self.sparse_end = 0
         self.written = 0
+        self.direct = direct
+        self._abuf: mmap.mmap | None = None
 
     def write(self, pos: int, data: memoryview) -> None:
         """Write all of ``data`` at ``pos``."""
@@ -58,6 +61,12 @@ class Output:
                     return
             except OSError:
                 pass
+        if self.direct:  # O_DIRECT wants a page-aligned buffer
+            if self._abuf is None or len(self._abuf) < size:
+                self._abuf = mmap.mmap(-1, max(size, 1 << 20))
+            aligned = memoryview(self._abuf)[:size]
+            aligned[:] = data
+            data = aligned
         done = 0
         while done < size:
             try:

@@ -414,8 +414,9 @@ class Rescuer:
         self._log_phase()
         timed = self.readlog is not None
         limits = self._limits_active
-        # --mapfile-interval=0 saves after every read: then every read is its own batch
-        cap = softbs if self._save_interval == 0 else RUN_BATCH
+        # --mapfile-interval=0 saves after every read, and -S decides per read whether to
+        # write: then every read is its own batch
+        cap = softbs if self._save_interval == 0 or self.output.sparse else RUN_BATCH
         pos, size = read.pos, read.size
         bstart, blen = pos, 0
         while True:

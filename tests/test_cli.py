@@ -114,3 +114,23 @@ def test_signal_saves_map_and_reraises(tmp_path: Path, sig: int, code: int) -> N
     assert os.path.getsize(tmp_path / "o") == rescued
     res = subprocess.run(["ddrescuelog", "-t", str(mp)], capture_output=True, text=True)
     assert res.returncode == 0
+
+
+def test_output_options_like_ddrescue(tmp_path: Path, random_file) -> None:
+    """-S writes holes for zero clusters, -D writes with O_DIRECT, -x extends the output."""
+    data = random_file(1 << 20).read_bytes()
+    infile = tmp_path / "in2"
+    infile.write_bytes(data + bytes(2 << 20) + data)
+    for tool, run in (("ddrescue", run_ddrescue), ("ddfs", run_ddfs)):
+        args = ("rescue",) if tool == "ddfs" else ()
+        out = tmp_path / f"{tool}.sparse"
+        res = run(*args, "-q", "-S", str(infile), str(out), str(tmp_path / f"{tool}.m1"))
+        assert res.returncode == 0, res.stderr
+        assert out.read_bytes() == infile.read_bytes()
+        assert os.stat(out).st_blocks * 512 <= (2 << 20) + 65536, tool
+        out = tmp_path / f"{tool}.direct"
+        res = run(*args, "-q", "-D", "-x", "5Mi", str(infile), str(out),
+                  str(tmp_path / f"{tool}.m2"))
+        assert res.returncode == 0, res.stderr
+        assert out.read_bytes() == infile.read_bytes() + bytes(1 << 20)
+    assert map_lines(tmp_path / "ddrescue.m2") == map_lines(tmp_path / "ddfs.m2")

@@ -676,8 +676,9 @@ def fsck_while_rescuing(
             # the GNU ddrescue way: copy the whole disk, then e2fsck the copy
             s3 = read_stats(disk)
             t3 = time.monotonic()
-            subprocess.run(["ddrescue", "-q", disk, str(work / "dd.img"), str(work / "dd.map")],
-                           check=True)
+            subprocess.run(
+                ["ddrescue", "-q", disk, str(work / "dd.img"), str(work / "dd.map")], check=True
+            )
             t_dd = time.monotonic() - t3
             s4 = read_stats(disk)
             with open(work / "dd.img", "rb") as fi, open(work / "dd.p1", "wb") as fo:

@@ -129,8 +129,9 @@ def test_output_options_like_ddrescue(tmp_path: Path, random_file) -> None:
         assert out.read_bytes() == infile.read_bytes()
         assert os.stat(out).st_blocks * 512 <= (2 << 20) + 65536, tool
         out = tmp_path / f"{tool}.direct"
-        res = run(*args, "-q", "-D", "-x", "5Mi", str(infile), str(out),
-                  str(tmp_path / f"{tool}.m2"))
+        res = run(
+            *args, "-q", "-D", "-x", "5Mi", str(infile), str(out), str(tmp_path / f"{tool}.m2")
+        )
         assert res.returncode == 0, res.stderr
         assert out.read_bytes() == infile.read_bytes() + bytes(1 << 20)
     assert map_lines(tmp_path / "ddrescue.m2") == map_lines(tmp_path / "ddfs.m2")

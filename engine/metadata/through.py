@@ -17,6 +17,7 @@ from engine.metadata.volume import P2, P3, P4, Plan, Reader
 from engine.rescuer import Rescuer
 
 EXT_MAGIC_AT = 1024 + 56
+SMALL = 16 * 1024  # structures up to this size get their own sectors retried
 
 
 def engine_reader(rescuer: Rescuer, fd: int, between: Callable[[], None] | None = None) -> Reader:
@@ -32,6 +33,10 @@ def engine_reader(rescuer: Rescuer, fd: int, between: Callable[[], None] | None 
                 between()
             rescuer.check_limits()  # a signal stops the planning as it stops the passes
             rescuer.read_urgent(pos, n, scrape=False)
+            if not rescuer.is_finished(pos, n) and n <= SMALL:
+                # the retry budget: a small structure inside a failed cluster is read again,
+                # just its own sectors, once (a bad neighbour must not hide it)
+                rescuer.read_urgent(pos, n, scrape=True)
             if not rescuer.is_finished(pos, n):
                 return None
         data = os.pread(fd, n, pos + rescuer.offset)

@@ -2,7 +2,8 @@
 
 The demo builds a GPT disk with an ext4 partition full of files and serves it through
 ``ddfs simulate`` as a slow failing disk (bad sectors in the second partition, one weak area).
-It then runs ``ddfs mount`` on it and, while the rescue is still running, does three things: an
+It then runs ``ddfs mount`` on it (metadata first: the partition table and the ext4 metadata
+are rescued before the rest) and, while the rescue is still running, does three things: an
 ``e2fsck -fn`` of ``p1``, a loop mount of ``p1`` with a listing of the files and a byte check
 against the originals, and a look at ``status.json``. Finally it stops the mount cleanly and
 shows the final status screen and the map. Everything lives in a temporary directory that is
@@ -118,6 +119,7 @@ def _show_status(mnt: Path) -> dict[str, object]:
         f"   status.json: phase {st['phase']}, {b['finished'] >> 10} KiB of "
         f"{st['size'] >> 10} KiB rescued, {st['ondemand']['reads']} on-demand reads, "
         f"partitions: {', '.join(p['name'] for p in st['partitions']) or 'none yet'}"
+        + "".join(f"; {t['tier']} {t['pct']:.0f} %" for t in st["tiers"])
     )
     return st
 

@@ -36,6 +36,7 @@ class StatusScreen:
         self.binary = binary
         self.tty = self.out.isatty()
         self._drawn = False
+        self._drawn_lines = 0
         self._last_draw = 0.0
         self._last_sample = time.monotonic()
         self._last_rescued = 0
@@ -146,11 +147,12 @@ class StatusScreen:
                 self._drawn = False
             lines = self.lines(r)
             body = "\n".join(lines) + "\n" + r.message
-            if self._drawn:
-                self.out.write("\r\x1b[A" * len(lines) + "\r" + body)
+            if self._drawn:  # back to the top of the block as it was drawn last time
+                self.out.write("\r\x1b[A" * self._drawn_lines + "\r\x1b[J" + body)
             else:
                 self.out.write(body)
             self._drawn = True
+            self._drawn_lines = len(lines)
         else:
             lines = self.lines(r)
             summary = "; ".join(" ".join(line.split()) for line in lines[2:5] + lines[6:])
@@ -162,5 +164,8 @@ class StatusScreen:
         if self.quiet:
             return
         self.update(r, force=True)
-        self.out.write(("\n" if self.tty else "") + final_line + "\n")
+        if self.tty and final_line == r.message:
+            self.out.write("\n")  # the block's last line already says it
+        else:
+            self.out.write(("\n" if self.tty else "") + final_line + "\n")
         self.out.flush()

@@ -415,3 +415,11 @@ def test_random_cases_all_options(tmp_path: Path, small_input: Path, seed: int) 
     """Also limits, -M/-A and byte-aligned maps (subsector join)."""
     sc = random_scenario(seed, SMALL, FULL_OPTIONS, unaligned=True)
     assert_same(*run_scenario(tmp_path, small_input, SMALL, sc))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("seed", range(5000, 5400))
+def test_random_cases_soak(tmp_path: Path, small_input: Path, seed: int) -> None:
+    """`make test-long`: 400 more random scenarios with every option of the comparison."""
+    sc = random_scenario(seed, SMALL, FULL_OPTIONS, unaligned=seed % 2 == 1)
+    assert_same(*run_scenario(tmp_path, small_input, SMALL, sc))

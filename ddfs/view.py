@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
@@ -81,6 +82,7 @@ class View:
         self.started = time.time()
         self.partitions: list[Partition] = []
         self.plan: Plan | None = None  # metadata first, once planned
+        self._samples: deque[tuple[float, int]] = deque()
         self.partition_note = "not read yet"
         self.ondemand_reads = 0
         self.ondemand_timeouts = 0
@@ -171,6 +173,8 @@ class View:
             "read_errors": r.read_errors,
             "reads": r.reads,
             "average_rate": r.rescued_this_run / elapsed,
+            "current_rate": self._current_rate(),
+            "error_bytes": r.error_bytes,
             "run_time": elapsed,
             "time_since_last_good_read": (
                 None if r.last_good_read is None else time.time() - r.last_good_read
@@ -195,6 +199,15 @@ class View:
                 ],
             },
         }
+
+    def _current_rate(self) -> float:
+        """Bytes rescued per second over the last few seconds of status requests."""
+        now = time.monotonic()
+        self._samples.append((now, self.rescuer.rescued_this_run))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= 5.0:
+            self._samples.popleft()
+        t0, b0 = self._samples[0]
+        return (self._samples[-1][1] - b0) / (now - t0) if now > t0 else 0.0
 
     def tier_progress(self) -> list[dict[str, object]]:
         """Per tier of the metadata plan: its size and how much of it is finished."""

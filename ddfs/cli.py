@@ -141,12 +141,33 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     ):
         setattr(o, flag, bool(kw[flag]))
     o.verbosity = kw["verbose"]
+    _mode_options(o, kw)
     # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
     o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
     o.test_map = kw["test_mode"]
     o.log_reads = kw["log_reads"]
     o.command_line = " ".join(shlex.quote(a) for a in argv)
     return o
+
+
+def _mode_options(o: RescueOptions, kw: dict[str, Any]) -> None:
+    """``-m`` (once only), ``-F TYPES``, ``-G`` and ``-w`` (fill mode only)."""
+    from engine.fill import check_types
+
+    try_help = f"\nTry '{PROG} rescue --help' for more information."
+    domain_maps = kw["domain_mapfile"] or ()
+    if len(domain_maps) > 1:
+        raise DdfsError("Option '-m' can be specified only once.")
+    o.domain_map = domain_maps[0] if domain_maps else None
+    if kw["fill_mode"] is not None:
+        o.fill_types = check_types(kw["fill_mode"])
+    o.generate = bool(kw["generate_mode"])
+    o.ignore_write_errors = bool(kw["ignore_write_errors"])
+    if o.fill_types is not None and o.generate:
+        raise DdfsError("Only one operation can be specified." + try_help)
+    if o.ignore_write_errors and o.fill_types is None:
+        mode = "generate" if o.generate else "rescue"
+        raise DdfsError(f"Option '-w' is incompatible with {mode} mode." + try_help)
 
 
 def _opt(*decls: str, flag: bool = False, help: str = "") -> Any:
@@ -165,10 +186,19 @@ RESCUE_OPTIONS = [
     _opt("-D", "--odirect", "direct_out", flag=True, help="use direct disc access for output"),
     _opt("-e", "--max-bad-areas", help="maximum number of [new] bad areas allowed"),
     _opt("-f", "--force", flag=True, help="overwrite output device or partition"),
+    _opt("-F", "--fill-mode", help="fill blocks of given types with data (?*/-+l)"),
+    _opt("-G", "--generate-mode", flag=True, help="generate approximate mapfile from partial copy"),
     _opt("-H", "--test-mode", help="set test mode (only + blocks of this map are readable)"),
     _opt("-i", "--input-position", help="starting position of domain in input file [0]"),
     _opt("-K", "--skip-size", help="initial size to skip on read error [64KiB],max"),
-    _opt("-L", "--loose-domain", flag=True, help="accept an incomplete synthetic test map"),
+    _opt("-L", "--loose-domain", flag=True, help="accept unordered domain/test map with gaps"),
+    click.option(
+        "-m",
+        "--domain-mapfile",
+        multiple=True,
+        metavar="FILE",
+        help="restrict domain to finished blocks in FILE",
+    ),
     _opt("-M", "--retrim", flag=True, help="mark all failed blocks as non-trimmed"),
     _opt("-n", "--no-scrape", flag=True, help="skip the scraping phase"),
     _opt("-N", "--no-trim", flag=True, help="skip the trimming phase"),
@@ -182,6 +212,7 @@ RESCUE_OPTIONS = [
     _opt("-t", "--truncate", flag=True, help="truncate output file to zero size"),
     _opt("-T", "--timeout", help="maximum time since last successful read"),
     _opt("-u", "--unidirectional", flag=True, help="run all passes in the same direction"),
+    _opt("-w", "--ignore-write-errors", flag=True, help="make fill mode ignore write errors"),
     _opt("-W", "--compare-before-write", "compare", flag=True, help="compare before writing"),
     _opt("-x", "--extend-outfile", "min_outfile_size", help="extend outfile size to be at least N"),
     _opt("-X", "--max-read-errors", help="maximum number of read errors allowed"),
@@ -256,6 +287,8 @@ def mount(
 
     try:
         opts = build_options(kw, ["ddfs", "mount", *sys.argv[2:]])
+        if opts.fill_types is not None or opts.generate:
+            raise DdfsError("Fill and generate modes are not available in 'ddfs mount'.")
         timeout = float(read_timeout)
         if timeout <= 0:
             raise DdfsError("--read-timeout must be positive.")
@@ -340,3 +373,6 @@ def reraise(signum: int) -> None:
     sys.stderr.flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+from ddfs import logcmd  # noqa: E402, F401  (registers `ddfs log` on the group)

@@ -19,7 +19,10 @@ from engine.status import StatusScreen
 
 
 def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:
-    """Run a rescue; return the exit status (or die by a re-raised signal)."""
+    """Run a rescue (or fill or generate mode); return the exit status (or die by a re-raised
+    signal)."""
+    if opts.fill_types is not None or opts.generate:
+        return run_other_mode(infile, outfile, mapfile, opts)
     pending: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -83,5 +86,64 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     if stop is not None:
         if stop.signum:
             reraise(stop.signum)
+        return 1
+    return 0
+
+
+def run_other_mode(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:
+    """Fill mode (``-F``) or generate mode (``-G``) on the same map and output.
+
+    The map is saved at the end of every way out; a write error (fill mode without ``-w``)
+    exits 1 and a signal is re-raised after the save, as in a rescue.
+    """
+    from engine import fill, generate
+
+    pending: list[int] = []
+    job_ref: list[fill.Filler | generate.Generator] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not pending:
+            pending.append(signum)
+        if job_ref:
+            job_ref[0].interrupted = pending[0]
+
+    install_signal_handlers(on_signal)
+    try:
+        if opts.fill_types is not None:
+            job: fill.Filler | generate.Generator = fill.Filler(infile, outfile, mapfile, opts)
+        else:
+            job = generate.Generator(infile, outfile, mapfile, opts)
+    except DdfsError as exc:
+        fail(exc.message, exc.exit_code)
+    job_ref.append(job)
+    if pending:
+        job.interrupted = pending[0]
+    verb = "Filling blocks" if isinstance(job, fill.Filler) else "Generating approximate mapfile"
+    if not opts.quiet:
+        print(f"{verb}...", flush=True)
+    error: DdfsError | None = None
+    signum = 0
+    try:
+        job.run()
+    except (fill.Interrupted, generate.Interrupted) as exc:
+        signum = exc.signum
+    except DdfsError as exc:
+        error = exc
+    message = "Finished" if error is None and not signum else ("Interrupted" if signum else "")
+    try:
+        job.save(message)
+    except DdfsError as exc:
+        error = error or exc
+    job.close()
+    if not opts.quiet:
+        if isinstance(job, fill.Filler):
+            print(f"filled size: {job.filled} B,  filled areas: {job.areas}")
+        else:
+            print(f"checked size: {job.checked} B,  found data: {job.found} B")
+        print("Interrupted by user" if signum else message or "Error")
+    if error is not None:
+        fail(error.message, error.exit_code)
+    if signum:
+        reraise(signum)
         return 1
     return 0

@@ -41,6 +41,10 @@ class RescueOptions:
     same_file: bool = False  # --same-file
     test_map: str | None = None  # -H
     loose_domain: bool = False  # -L
+    domain_map: str | None = None  # -m (the '+' blocks of this map restrict the domain)
+    fill_types: str | None = None  # -F (fill mode: the statuses to fill, maybe with 'l')
+    generate: bool = False  # -G (generate mode)
+    ignore_write_errors: bool = False  # -w (fill mode)
     save_interval: int = -1  # --mapfile-interval SAVE (-1: auto)
     sync_interval: int = 300  # --mapfile-interval ,SYNC
     log_reads: str | None = None  # --log-reads

@@ -15,7 +15,7 @@ from engine.errors import DdfsError
 from engine.mapfile import MapData, parse_mapfile
 from engine.options import RescueOptions
 from engine.output import Output
-from engine.rescuer import Rescuer, same_file
+from engine.rescuer import Rescuer, _intersect, same_file
 from engine.source import Source
 
 TRY_HELP = "Try 'ddfs rescue --help' for more information."
@@ -63,21 +63,29 @@ def load_map(mapfile: str | None) -> MapData:
 
 
 def normalise(data: MapData, insize: int, opts: RescueOptions) -> list[int]:
-    """Extend or crop the map to the input size (not with ``-C``); apply ``-M`` and ``-A``."""
-    bm = data.bmap
+    """Extend or crop the map to the input size (not with ``-C``), then the subsector join.
+
+    Returns the borders :func:`join_subsectors` keeps between blocks of equal status.
+    """
     if opts.complete_only:
-        if bm.end == 0:
+        if data.bmap.end == 0:
             raise DdfsError("Nothing to complete; mapfile is missing or empty.")
-        if insize >= 0 and bm.end > insize:
+        if insize >= 0 and data.bmap.end > insize:
             _crop(data, insize)
         return []
+    fit_to_input(data, insize)
+    return join_subsectors(data.bmap, opts.sector_size)
+
+
+def fit_to_input(data: MapData, insize: int) -> None:
+    """Crop the map to the input size, or extend it there with a ``?`` block (-1: unknown)."""
+    bm = data.bmap
     if insize < 0:
         insize = 2**63 - 1
     if bm.end > insize:
         _crop(data, insize)
     elif bm.end < insize:
         bm.set_end(insize, NON_TRIED)
-    return join_subsectors(bm, opts.sector_size)
 
 
 _ORDER = "?*/-"
@@ -133,7 +141,29 @@ def _crop(data: MapData, insize: int) -> None:
     bm.set_end(insize)
 
 
-def make_domain(bm: BlockMap, insize: int, opts: RescueOptions) -> list[tuple[int, int]]:
+def read_domain_map(opts: RescueOptions) -> list[tuple[int, int]] | None:
+    """The ``+`` blocks of the ``-m`` map as sorted ``(start, end)`` ranges (None: no ``-m``).
+
+    Raises:
+        DdfsError: the file is missing (exit 1) or malformed (exit 2).
+    """
+    path = opts.domain_map
+    if path is None:
+        return None
+    if path != "-" and not os.access(path, os.R_OK):
+        raise DdfsError(f"{path}: Mapfile does not exist or is not readable.")
+    bm = parse_mapfile(path, loose=opts.loose_domain).bmap
+    return [(s, e) for s, e, st in bm.blocks_from(0) if st == FINISHED]
+
+
+def make_domain(
+    bm: BlockMap,
+    insize: int,
+    opts: RescueOptions,
+    domain_map: list[tuple[int, int]] | None = None,
+) -> list[tuple[int, int]]:
+    """The domain: ``[-i, -i + -s)`` cropped to the input (the map with ``-C`` or an unknown
+    size), intersected with ``domain_map`` (the ``+`` ranges of ``-m``) if given."""
     start = opts.input_pos
     limit = bm.end if opts.complete_only or insize < 0 else insize
     if insize >= 0 and start >= insize and not (opts.domain_size == 0):
@@ -143,7 +173,9 @@ def make_domain(bm: BlockMap, insize: int, opts: RescueOptions) -> list[tuple[in
     end = limit if opts.domain_size < 0 else min(limit, start + opts.domain_size)
     if end <= start:
         return []
-    return [(start, end)]
+    if domain_map is None:
+        return [(start, end)]
+    return _intersect([(start, end)], domain_map)
 
 
 def block_borders(bm: BlockMap, domain: list[tuple[int, int]]) -> list[int]:
@@ -199,6 +231,7 @@ def prepare(
         if not os.path.exists(opts.test_map) and opts.test_map != "-":
             raise DdfsError(f"{opts.test_map}: Test mapfile does not exist or is not readable.")
         test_map = parse_mapfile(opts.test_map, loose=opts.loose_domain).bmap
+    domain_map = read_domain_map(opts)
     data = load_map(mapfile)
     existed = not data.blank
     if opts.truncate and existed and data.bmap.end > 0:
@@ -206,7 +239,7 @@ def prepare(
     source = Source(infile, opts.sector_size, opts.direct_in, test_map)
     try:
         joined = normalise(data, source.size, opts)
-        domain = make_domain(data.bmap, source.size, opts)
+        domain = make_domain(data.bmap, source.size, opts, domain_map)
         borders = block_borders(data.bmap, domain) if opts.retrim or opts.try_again else []
         borders = sorted(set(borders).union(joined))
         if opts.retrim:

@@ -60,6 +60,8 @@ def metadata_first(rescuer: Rescuer, between: Callable[[], None] | None = None) 
     Returns the plan, or None when nothing was recognised (the rescue then runs in plain
     ddrescue order).
     """
+    if rescuer.domain != [(0, rescuer.bmap.end)]:
+        return None  # -i, -s, -m or -C chose the area: nothing is read outside it
     fd = os.open(rescuer.output.path, os.O_RDONLY | os.O_CLOEXEC)
     rescuer.message = "Reading the partition table and filesystem metadata..."
     try:

@@ -31,8 +31,82 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
+#: Old (pre-1.27) long option names -> (current long name, short name). ``--no-split`` was
+#: "don't split failed blocks", the quick first pass of old manuals; 1.27 spells that pass
+#: ``-n`` (--no-scrape), which still trims (add ``-N`` to skip trimming too).
+OLD_OPTIONS = {
+    "--no-split": ("--no-scrape", "-n"),
+    "--max-retries": ("--retry-passes", "-r"),
+    "--direct": ("--idirect", "-d"),
+    "--block-size": ("--sector-size", "-b"),
+    "--generate-logfile": ("--generate-mode", "-G"),
+    "--max-errors": ("--max-bad-areas", "-e"),
+}
+
+
+def rewrite_old_options(command: click.Command, args: list[str]) -> tuple[list[str], list[str]]:
+    """Replace the old option names of :data:`OLD_OPTIONS` in ``args`` by their short options.
+
+    Only names the command knows are rewritten; values of options that take one and
+    everything after ``--`` are left alone. Returns the new args and one note per alias used.
+    """
+    takes_value: set[str] = set()
+    known: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and param.expose_value:
+            known.update(param.opts)
+            if not param.is_flag and not param.count:
+                takes_value.update(param.opts)
+    out: list[str] = []
+    notes: list[str] = []
+    skip_value = False
+    for i, arg in enumerate(args):
+        if skip_value:
+            skip_value = False
+            out.append(arg)
+            continue
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if name in OLD_OPTIONS and OLD_OPTIONS[name][1] in known:
+            long, short = OLD_OPTIONS[name]
+            note = f"option '{name}' is now '{long}' ({short})"
+            if note not in notes:
+                notes.append(note)
+            if short in takes_value:
+                out.append(short + value if eq else short)
+                skip_value = not eq
+            else:
+                out.append(arg if eq else short)  # "--direct=x": let click refuse it
+            continue
+        out.append(arg)
+        if arg in takes_value:
+            skip_value = True
+        elif arg.startswith("-") and not arg.startswith("--") and len(arg) > 1:
+            # a cluster of short options: the last one may take the next argument
+            for j, ch in enumerate(arg[1:], 1):
+                if "-" + ch in takes_value:
+                    skip_value = j == len(arg) - 1
+                    break
+    return out, notes
+
+
 class DdrescueCommand(click.Command):
-    """A click command whose usage errors exit 1, as ddrescue's do."""
+    """A click command whose usage errors exit 1, as ddrescue's do.
+
+    The old long option names of :data:`OLD_OPTIONS` are accepted, each with a note on stderr
+    (not with ``-q``) naming the current spelling.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args, notes = rewrite_old_options(self, args)
+        rest = super().parse_args(ctx, args)
+        if notes and not ctx.params.get("quiet"):
+            for note in notes:
+                sys.stderr.write(f"{PROG}: {note}\n")
+            sys.stderr.flush()
+        return rest
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
@@ -225,8 +299,25 @@ RESCUE_OPTIONS = [
 ]
 
 
+def _old_option_help(name: str, long: str, short: str) -> Any:
+    """A help-only entry for an old option name (the argv is rewritten before parsing)."""
+    takes_value = short in ("-r", "-b", "-e")
+    return click.option(
+        name,
+        "_old_" + name[2:].replace("-", "_"),
+        is_flag=not takes_value,
+        default=None,
+        metavar="N" if takes_value else None,
+        expose_value=False,
+        help=f"old name of {long} ({short})",
+    )
+
+
+OLD_OPTION_HELP = [_old_option_help(name, *new) for name, new in OLD_OPTIONS.items()]
+
+
 def rescue_options(fn: Any) -> Any:
-    for decorator in reversed(RESCUE_OPTIONS):
+    for decorator in reversed(RESCUE_OPTIONS + OLD_OPTION_HELP):
         fn = decorator(fn)
     return click.option("-v", "--verbose", count=True, help="be verbose (a 2nd -v gives more)")(fn)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ddfs.cli import DdrescueCommand, fail, main
+from ddfs.cli import PROG, DdrescueCommand, fail, main
 from engine import logtool as lt
 from engine.errors import DdfsError
 from engine.mapfile import parse_mapfile
@@ -18,11 +18,21 @@ _OPTIONAL = {"-C": "--complete-mapfile=?", "--complete-mapfile": "--complete-map
 _OPTIONAL.update({"-c": "--create-mapfile=+-", "--create-mapfile": "--create-mapfile=+-"})
 
 
+_FORMATS = {"list": None, "bitmap": True, "bitmap-le": True, "bitmap-be": False}
+
+
 class LogCommand(DdrescueCommand):
-    """Lets ``-C``/``-c`` take an optional attached value, as getopt does."""
+    """Lets ``-C``/``-c`` take an optional attached value, as getopt does; usage errors point
+    at ``ddfs log --help``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, [_OPTIONAL.get(a, a) for a in args])
+        try:
+            return click.Command.parse_args(self, ctx, [_OPTIONAL.get(a, a) for a in args])
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()}\nTry '{PROG} log --help' for more information.")
+            raise  # not reached: fail() exits
 
 
 def _read_text(path: str) -> str:
@@ -54,6 +64,7 @@ def _load(path: str, loose: bool) -> lt.LogMap:
 @click.option("-d", "--delete-if-done", is_flag=True, help="delete the mapfile if finished")
 @click.option("-D", "--done-status", is_flag=True, help="return 0 if rescue is finished")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing output files")
+@click.option("-F", "--format", "fmt", default="list", help="format for -c and -l")
 @click.option("-i", "--input-position", default="0", help="start of rescue domain [0]")
 @click.option("-l", "--list-blocks", metavar="TYPES", help="print block numbers of given types")
 @click.option("-L", "--loose-domain", is_flag=True, help="accept unordered domain mapfile")
@@ -69,6 +80,7 @@ def _load(path: str, loose: bool) -> lt.LogMap:
 @click.option("-x", "--xor-mapfile", metavar="FILE", help="XOR the finished blocks in file")
 @click.option("-y", "--and-mapfile", metavar="FILE", help="AND the finished blocks in file")
 @click.option("-z", "--or-mapfile", metavar="FILE", help="OR the finished blocks in file")
+@click.option("--shift", is_flag=True, help="shift all block positions by (opos - ipos)")
 def log(mapfiles: tuple[str, ...], **kw: Any) -> None:
     """Manipulate ddrescue mapfiles, as GNU ddrescuelog 1.27 does."""
     try:
@@ -98,6 +110,7 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
             "xor_mapfile",
             "and_mapfile",
             "or_mapfile",
+            "shift",
         )
         if kw[k] not in (None, False)
     ]
@@ -105,6 +118,9 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
         what = "Only one operation can be specified." if ops else "You must specify the operation."
         raise DdfsError(f"{what}\nTry 'ddfs log --help' for more information.")
     op = ops[0]
+    if kw["fmt"] not in _FORMATS:
+        raise DdfsError(f"'{kw['fmt']}': Invalid format name in option '-F'.")
+    little = _FORMATS[kw["fmt"]]
     if len(mapfiles) != 1 and op != "show_status":
         raise DdfsError("Too many files.\nTry 'ddfs log --help' for more information.")
     bs = parse_number(kw["block_size"], "-b", 512, 1, 2**28)
@@ -123,17 +139,36 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
         lt.parse_types(tt, "-c")
         if len(tt) != 2 or tt[0] == tt[1]:
             raise DdfsError(f"'{tt}': Invalid type in argument of option '-c'.")
-        text = sys.stdin.buffer.read().decode("latin-1")
-        blocks = lt.create_blocks(text, bs, size, tt[0], tt[1], "(stdin)")
+        dmap = _load(kw["domain_mapfile"], kw["loose_domain"]) if kw["domain_mapfile"] else None
+        domain = lt.raw_domain(ipos, size, dmap)
+        if not domain:
+            raise DdfsError("Nothing to do; domain is empty.", 0)
+        if (opos - ipos) % bs:
+            raise DdfsError("Offset between '-i' and '-o' must be 0 or a multiple of sector size.")
+        if little is not None and sys.stdin.isatty():
+            raise DdfsError("(stdin): I won't read bitmap data from a terminal.")
+        if path != "-" and os.path.exists(path) and not kw["force"]:
+            raise DdfsError(f"{path}: Mapfile exists. Use '--force' to overwrite it.")
+        data = sys.stdin.buffer.read()
+        if little is None:
+            runs = lt.list_runs(data.decode("latin-1"), "(stdin)", bs)
+        else:
+            runs = lt.bitmap_runs(data, little)
+        blocks = lt.create_map(runs, bs, domain, (tt[0], tt[1]), opos - ipos, little is None)
         result = lt.map_text(lt.LogMap(), blocks, cmdline)
         if path == "-":
             out.write(result)
             return 0
-        if os.path.exists(path) and not kw["force"]:
-            raise DdfsError(f"{path}: Mapfile exists. Use '--force' to overwrite it.")
         with open(path, "w", encoding="latin-1") as fh:
             fh.write(result)
         return 0
+    if op == "shift" and ipos != 0 and opos != 0:
+        raise DdfsError("Either '-i' or '-o' must be 0")
+    if op == "list_blocks":
+        if (opos - ipos) % bs:
+            raise DdfsError("Offset between '-i' and '-o' must be 0 or a multiple of sector size.")
+        if little is not None and sys.stdout.isatty():
+            raise DdfsError("(stdout): I won't write bitmap data to a terminal.")
     if op == "complete_mapfile":
         t = lt.parse_types(kw["complete_mapfile"], "-C")
         if len(t) != 1:
@@ -154,7 +189,8 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
         out.write("".join(texts))
         return 0
 
-    lmap = _load(path, kw["loose_domain"])
+    as_domain = op == "compare_as_domain"
+    lmap = _load(path, kw["loose_domain"] and as_domain)  # -L: only -t, -P and -m read loosely
     domain = lt.make_domain(lmap, ipos, size, dmap)
     if not domain:
         raise DdfsError("Nothing to do; domain is empty.", 0)
@@ -171,15 +207,24 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
         return 0
     if op == "list_blocks":
         types = lt.parse_types(kw["list_blocks"], "-l")
-        out.write(lt.list_blocks(lmap, domain, types, bs, opos - ipos))
+        if little is None:
+            out.write(lt.list_blocks(lmap, domain, types, bs, opos - ipos))
+        else:
+            out.flush()
+            sys.stdout.buffer.write(lt.list_bitmap(lmap, domain, types, bs, opos - ipos, little))
+        return 0
+    if op == "shift":
+        out.write(lt.map_text(lmap, lt.shift(lmap.blocks, domain[-1][1], opos - ipos), cmdline))
         return 0
     if op == "annotate_mapfile":
         out.write(lt.annotate(lmap, domain, binary, cmdline))
         return 0
     if op in ("compare_mapfile", "compare_as_domain"):
         other_name = kw[op]
-        other = _load(other_name, kw["loose_domain"])
-        if lt.compare(lmap, other, domain, op == "compare_as_domain"):
+        other = _load(other_name, kw["loose_domain"] and as_domain)
+        if not lt.make_domain(other, ipos, size, dmap):
+            raise DdfsError("Nothing to do; domain is empty.", 0)
+        if lt.compare(lmap, other, lt.raw_domain(ipos, size, dmap), as_domain):
             return 0
         if not kw["quiet"]:
             sys.stderr.write(f"ddfs: Mapfiles '{path}' and '{other_name}' differ.\n")
@@ -189,7 +234,9 @@ def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
     elif op == "invert_mapfile":
         blocks = lt.invert(lmap, domain)
     else:
-        other = _load(kw[op], kw["loose_domain"])
+        other = _load(kw[op], False)
+        if not lt.crop(domain, other.begin, other.end):
+            raise DdfsError("Nothing to do; domain is empty.", 0)
         blocks = lt.combine(
             lmap, other, domain, {"xor_mapfile": "x", "and_mapfile": "y"}.get(op, "z")
         )

@@ -115,23 +115,30 @@ def loose_map(text: str, name: str, fill: str = "?") -> LogMap:
     return LogMap(blocks, data.current_pos, data.current_status, data.current_pass)
 
 
-def make_domain(lmap: LogMap, ipos: int, size: int, domain_map: LogMap | None = None) -> Domain:
-    """The rescue domain: ``[ipos, ipos+size)`` ∩ finished blocks of ``domain_map`` ∩ extent."""
-    begin = max(ipos, lmap.begin)
-    end = lmap.end if size < 0 else min(lmap.end, ipos + size)
+def raw_domain(ipos: int, size: int, domain_map: LogMap | None = None) -> Domain:
+    """The uncropped rescue domain: ``[ipos, ipos+size)`` ∩ finished blocks of ``domain_map``."""
+    end = INF if size < 0 else min(INF, ipos + size)
     if domain_map is None:
-        return [(begin, end)] if begin < end else []
+        return [(ipos, end)] if ipos < end else []
+    return crop([(p, p + s) for p, s, st in domain_map.blocks if st == "+"], ipos, end)
+
+
+def crop(domain: Domain, begin: int, end: int) -> Domain:
+    """``domain`` ∩ ``[begin, end)``, adjacent areas merged."""
     out: Domain = []
-    for pos, bsize, st in domain_map.blocks:
-        if st != "+":
-            continue
-        b, e = max(pos, begin), min(pos + bsize, end)
+    for b, e in domain:
+        b, e = max(b, begin), min(e, end)
         if b < e:
             if out and out[-1][1] == b:
                 out[-1] = (out[-1][0], e)
             else:
                 out.append((b, e))
     return out
+
+
+def make_domain(lmap: LogMap, ipos: int, size: int, domain_map: LogMap | None = None) -> Domain:
+    """The rescue domain: ``[ipos, ipos+size)`` ∩ finished blocks of ``domain_map`` ∩ extent."""
+    return crop(raw_domain(ipos, size, domain_map), lmap.begin, lmap.end)
 
 
 def split(blocks: Sequence[Block], domain: Domain) -> list[tuple[int, int, str, bool]]:
@@ -304,33 +311,6 @@ def annotate(lmap: LogMap, domain: Domain, binary: bool, command_line: str | Non
     return "".join(lines)
 
 
-def create_blocks(text: str, bs: int, size: int, t1: str, t2: str, name: str) -> list[Block]:
-    """``-c``: a map from a list of sector numbers; listed sectors get t1, the rest t2."""
-    sectors: set[int] = set()
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line:
-            continue
-        m = _SECTOR_RE.match(line)
-        if not m or m.end() != len(line) or _c_int(m.group(1)) < 0:
-            raise DdfsError(f"{name}: Error reading block number at line {lineno}", 2)
-        sectors.add(_c_int(m.group(1)))
-    end = INF if size < 0 else size
-    blocks: list[Block] = []
-    pos = 0
-    for n in sorted(sectors):
-        b = n * bs
-        if b >= end:
-            break
-        e = min(b + bs, end)
-        if b > pos:
-            blocks.append((pos, b - pos, t2))
-        blocks.append((b, e - b, t1))
-        pos = e
-    if pos < end:
-        blocks.append((pos, end - pos, t2))
-    return compact(blocks)
-
-
 def combine(lmap: LogMap, other: LogMap, domain: Domain, op: str) -> list[Block]:
     """``-x``/``-y``/``-z``: XOR/AND/OR the finished blocks of ``other`` into ``lmap``."""
     out: list[Block] = []
@@ -358,12 +338,205 @@ def combine(lmap: LogMap, other: LogMap, domain: Domain, op: str) -> list[Block]
 
 
 def compare(lmap: LogMap, other: LogMap, domain: Domain, finished_only: bool) -> bool:
-    """``-p``/``-P``: True if both maps have the same block types (or finished-ness) in domain."""
+    """``-p``/``-P``: True if both maps have the same block types (or finished blocks).
+
+    ``domain`` is the uncropped domain; it is cropped to the extent of each map. With ``-p``
+    the two cropped domains must be equal, then the blocks in them must be the same.
+    """
 
     def view(m: LogMap) -> list[Block]:
-        pieces = [(p, s, st) for p, s, st, ins in split(m.blocks, domain) if ins]
-        if finished_only:
-            pieces = [(p, s, "+" if st == "+" else "?") for p, s, st in pieces]
-        return compact(pieces)
+        dom = crop(domain, m.begin, m.end)
+        return [
+            (p, s, st)
+            for p, s, st, ins in split(m.blocks, dom)
+            if ins and (st == "+" or not finished_only)
+        ]
 
+    if not finished_only and crop(domain, lmap.begin, lmap.end) != crop(
+        domain, other.begin, other.end
+    ):
+        return False
     return view(lmap) == view(other)
+
+
+def shift(blocks: Sequence[Block], end: int, offset: int, fill: str = "?") -> list[Block]:
+    """``--shift``: ``blocks`` truncated at ``end``, then moved by ``offset``.
+
+    Like ddrescuelog, a positive shift enlarges a leading ``fill`` block (keeping its position)
+    or inserts a ``fill`` block ``[0, offset)``; a negative one drops what falls before 0.
+    """
+    cut = [(p, min(s, end - p), st) for p, s, st in blocks if p < end]
+    if not cut:
+        return []
+    out: list[Block] = []
+    if offset > 0:
+        p0, s0, st0 = cut[0]
+        if st0 == fill:
+            out.append((p0, min(s0 + offset, INF - p0), st0))
+            cut = cut[1:]
+        else:
+            out.append((0, offset, fill))
+        for p, s, st in cut:
+            if p + offset >= INF:
+                break
+            out.append((p + offset, min(s, INF - p - offset), st))
+    elif offset < 0:
+        for p, s, st in cut:
+            b, e = max(0, p + offset), p + s + offset
+            if e > 0:
+                out.append((b, e - b, st))
+    else:
+        out = cut
+    return compact(out)
+
+
+def _put_bits(out: bytearray, state: list[int], bits: int, one: bool, little: bool) -> None:
+    """Append ``bits`` bits to a bitmap; ``state`` is ``[bitnum, byte]`` of the partial byte."""
+    bitnum, byte = state
+    while bits > 0 and bitnum != 0:
+        bits -= 1
+        if one:
+            byte |= 1 << (bitnum if little else 7 - bitnum)
+        bitnum += 1
+        if bitnum >= 8:
+            bitnum = 0
+            out.append(byte)
+    if bits > 0:
+        out.extend((b"\xff" if one else b"\0") * (bits // 8))
+        bits %= 8
+        byte = 0
+        for _ in range(bits):
+            if one:
+                byte |= 1 << (bitnum if little else 7 - bitnum)
+            bitnum += 1
+    state[:] = [bitnum, byte]
+
+
+def list_bitmap(
+    lmap: LogMap, domain: Domain, types: str, bs: int, offset: int, little: bool
+) -> bytes:
+    """``-l TYPES -F bitmap-le|bitmap-be``: one bit per sector, as ddrescuelog writes it."""
+    if offset % bs:
+        raise DdfsError("Offset between '-i' and '-o' must be 0 or a multiple of sector size.")
+    out = bytearray()
+    state = [0, 0]
+    skip = -offset // bs if offset < 0 else 0
+    pos = lmap.begin
+    prev_one = False
+    if offset >= bs:
+        _put_bits(out, state, offset // bs, False, little)
+    if pos >= bs:
+        _put_bits(out, state, pos // bs, False, little)
+    for bpos, size, st, inside in split(lmap.blocks, domain):
+        end = bpos + size
+        one = inside and st in types
+        if pos % bs:  # complete a partial sector
+            rest = bs - pos % bs
+            if one:
+                prev_one = True
+            if size < rest:
+                pos += size
+                continue
+            if skip > 0:
+                skip -= 1
+            else:
+                _put_bits(out, state, 1, prev_one, little)
+            pos += rest
+        run = (end - pos) // bs
+        pos += run * bs
+        if skip > 0:
+            taken = min(skip, run)
+            skip -= taken
+            run -= taken
+        if run > 0:
+            _put_bits(out, state, run, one, little)
+        if pos < end:
+            pos = end
+            prev_one = one
+    if pos % bs and skip <= 0:
+        _put_bits(out, state, 1, prev_one, little)
+    if state[0]:
+        out.append(state[1])
+    return bytes(out)
+
+
+def bitmap_runs(data: bytes, little: bool) -> list[tuple[int, int]]:
+    """The runs of 1 bits of a bitmap, as ``(first_sector, end_sector)``."""
+    runs: list[tuple[int, int]] = []
+    first = -1
+    for n, byte in enumerate(data):
+        for i in range(8):
+            bit = (byte >> i) & 1 if little else (byte >> (7 - i)) & 1
+            if bit:
+                if first < 0:
+                    first = 8 * n + i
+            elif first >= 0:
+                runs.append((first, 8 * n + i))
+                first = -1
+    if first >= 0:
+        runs.append((first, 8 * len(data)))
+    return runs
+
+
+def list_runs(text: str, name: str, bs: int) -> list[tuple[int, int]]:
+    """The sectors of a badblocks-style list, each as a run ``(n, n + 1)``."""
+    runs: list[tuple[int, int]] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
+        m = _SECTOR_RE.match(line)
+        n = _c_int(m.group(1)) if m and m.end() == len(line) else -1
+        if n < 0 or n > INF // bs:
+            raise DdfsError(f"{name}: Error reading block number at line {lineno}", 2)
+        runs.append((n, n + 1))
+    return runs
+
+
+def _includes(domain: Domain, b: int, e: int) -> bool:
+    return any(db <= b and e <= de for db, de in domain)
+
+
+def create_map(
+    runs: Iterable[tuple[int, int]],
+    bs: int,
+    domain: Domain,
+    types: tuple[str, str],
+    offset: int,
+    per_sector: bool,
+) -> list[Block]:
+    """``-c``: sectors in ``runs`` and in ``domain`` get ``types[0]``, the rest ``types[1]``.
+
+    With ``per_sector`` (a list) each sector must lie wholly in the domain; a bitmap run is
+    marked whole if it lies in the domain, else sector by sector while they do (ddrescuelog).
+    """
+    if offset % bs:
+        raise DdfsError("Offset between '-i' and '-o' must be 0 or a multiple of sector size.")
+    marked: Domain = []
+    for first, last in runs:
+        if last > INF // bs:
+            raise DdfsError("(stdin): Too many blocks in bitmap.", 2)
+        b, e = first * bs, last * bs
+        if per_sector or _includes(domain, b, e):
+            if _includes(domain, b, e):
+                marked.append((b, e))
+            continue
+        if any(b < de and db < e for db, de in domain):
+            cur = b
+            while cur < e and _includes(domain, cur, cur + bs):
+                cur += bs
+            if cur > b:
+                marked.append((b, cur))
+    marked.sort()
+    t1, t2 = types
+    blocks: list[Block] = []
+    pos = 0
+    for b, e in marked:
+        if e <= pos:
+            continue
+        b = max(b, pos)
+        if b > pos:
+            blocks.append((pos, b - pos, t2))
+        blocks.append((b, e - b, t1))
+        pos = e
+    blocks.append((pos, INF - pos, t2))
+    return shift(compact(blocks), domain[-1][1], offset, t2)

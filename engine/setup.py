@@ -50,8 +50,18 @@ def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOpti
             raise DdfsError(
                 f"{outfile}: Output file exists and is not a regular file.\n"
                 "Use '--force' if you really want to overwrite it, but be\n"
-                "aware that all existing data in the output file will be lost.\n" + TRY_HELP
+                "aware that all existing data in the output file will be lost.\n"
+                + _with_force(opts)
+                + TRY_HELP
             )
+
+
+def _with_force(opts: RescueOptions) -> str:
+    """``"That is: ddfs rescue -f ARGS\n"``, the command line with ``-f`` added (if not there)."""
+    words = opts.command_line.split(" ")
+    if opts.force or len(words) < 2:
+        return ""
+    return "That is: " + " ".join([*words[:2], "-f", *words[2:]]) + "\n"
 
 
 def load_map(mapfile: str | None) -> MapData:

@@ -40,8 +40,8 @@ F = TypeVar("F", bound=Callable[..., None])
 def needs_ntfs3g(test: F) -> F:
     """Mark a test that builds images through ntfs-3g (a FUSE mount)."""
     usable = shutil.which("mkfs.ntfs") and shutil.which("ntfs-3g") and have_fuse()
-    skip = pytest.mark.skipif(not usable, reason="needs ntfs-3g (mkfs.ntfs) and FUSE")
-    return pytest.mark.fuse(skip(test))  # type: ignore[no-any-return]
+    assert usable, "needs ntfs-3g (mkfs.ntfs) and FUSE: run `make test`"
+    return pytest.mark.fuse(test)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------ images

@@ -23,14 +23,11 @@ from tests.oracle import (
     Run,
     assert_same,
     content_lines,
-    have_ddrescue,
     make_input,
     run_both,
     write_map,
     write_test_map,
 )
-
-pytestmark = pytest.mark.skipif(not have_ddrescue(), reason="GNU ddrescue 1.27 not installed")
 
 SIZE = 2 * MiB
 K = 0x1000

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import map_lines, run_ddfs
-from tests.simdisk import have_fuse, simulated_disk
+from tests.simdisk import simulated_disk
 from tests.test_mount import write_testmap
 
-pytestmark = [pytest.mark.fuse, pytest.mark.skipif(not have_fuse(), reason="needs FUSE")]
+pytestmark = pytest.mark.fuse
 
 SIZE = 2 << 20
 #: bad areas per copy: B is bad on part of A's first area, C is good wherever A and B fail

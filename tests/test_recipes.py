@@ -21,13 +21,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import map_lines, run_ddfs, run_ddrescue
-from tests.simdisk import have_fuse, have_loop, loop_device, simulated_disk
+from tests.simdisk import loop_device, simulated_disk
 from tests.test_mount import write_testmap
 
 pytestmark = [
     pytest.mark.fuse,
-    pytest.mark.skipif(not (have_fuse() and have_loop()), reason="needs FUSE and losetup"),
-    pytest.mark.skipif(shutil.which("ddrescue") is None, reason="needs GNU ddrescue"),
 ]
 
 SIZE = 2 << 20

@@ -24,7 +24,6 @@ from tests.oracle import (
     content_lines,
     ddrescuelog_t,
     files_equal,
-    have_ddrescue,
     make_input,
     parse_map,
     read_log,
@@ -34,8 +33,6 @@ from tests.oracle import (
     write_map,
     write_test_map,
 )
-
-pytestmark = pytest.mark.skipif(not have_ddrescue(), reason="GNU ddrescue 1.27 not installed")
 
 SIZE = 64 * MiB
 BAD_B = scattered_areas(SIZE, 199, seed=5)

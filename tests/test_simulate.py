@@ -11,7 +11,6 @@ import errno
 import mmap
 import os
 import random
-import shutil
 import signal
 import subprocess
 import threading
@@ -25,8 +24,6 @@ import pytest
 
 from tests.simdisk import (
     ddfs_argv,
-    have_fuse,
-    have_loop,
     is_mounted,
     loop_device,
     read_stats,
@@ -37,7 +34,6 @@ from tests.simdisk import (
 pytestmark = [
     pytest.mark.fuse,
     pytest.mark.timeout(60),
-    pytest.mark.skipif(not have_fuse(), reason="needs /dev/fuse and fusermount3"),
 ]
 
 KiB = 1024
@@ -235,7 +231,6 @@ def test_timing_rate_seek_error_and_one_spindle(image: Path, testmap: Path, mnt:
 
 
 # ------------------------------------------------------------------ block device, ddrescue
-@pytest.mark.skipif(not have_loop(), reason="needs root and losetup")
 def test_loop_device(image: Path, testmap: Path, mnt: Path) -> None:
     data = image.read_bytes()
     buf = mmap.mmap(-1, 64 * KiB)  # page-aligned, for O_DIRECT
@@ -264,7 +259,6 @@ def test_loop_device(image: Path, testmap: Path, mnt: Path) -> None:
     assert not is_mounted(mnt)
 
 
-@pytest.mark.skipif(shutil.which("ddrescue") is None, reason="needs GNU ddrescue")
 def test_ddrescue_through_the_disk(image: Path, testmap: Path, mnt: Path, tmp_path: Path) -> None:
     out, mapfile, log = tmp_path / "out", tmp_path / "out.map", tmp_path / "reads.log"
     with simulated_disk(image, mnt, testmap) as disk:

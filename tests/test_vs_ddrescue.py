@@ -18,7 +18,6 @@ from tests.oracle import (
     MiB,
     Run,
     assert_same,
-    have_ddrescue,
     make_input,
     random_scenario,
     run_both,
@@ -28,8 +27,6 @@ from tests.oracle import (
     write_map,
     write_test_map,
 )
-
-pytestmark = pytest.mark.skipif(not have_ddrescue(), reason="GNU ddrescue 1.27 not installed")
 
 SIZE = 64 * MiB
 SMALL = 4 * MiB

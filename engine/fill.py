@@ -14,7 +14,8 @@ import os
 import time
 
 from engine.errors import DdfsError, WriteError
-from engine.mapfile import MapData, format_header, iter_mapfile_text, save_mapfile
+from engine.mapfile import MapData
+from engine.modebook import Interrupted, ModeBook
 from engine.options import RescueOptions
 from engine.output import Output
 from engine.setup import TRY_HELP, check_paths, load_map, make_domain, read_domain_map
@@ -23,14 +24,6 @@ from engine.source import Source
 FILL_CHARS = "?*/-+l"
 FILLING = "F"
 DONE = "+"
-
-
-class Interrupted(Exception):
-    """A signal arrived; the map is saved and the signal re-raised by the caller."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def check_types(text: str) -> str:
@@ -44,7 +37,7 @@ def check_types(text: str) -> str:
     return text
 
 
-class Filler:
+class Filler(ModeBook):
     """One fill run over an output and a map.
 
     Raises (from the constructor):
@@ -158,27 +151,8 @@ class Filler:
                 except WriteError:
                     self.write_errors += 1
 
-    def maybe_save(self) -> None:
-        interval = self.opts.save_interval if self.opts.save_interval >= 0 else 30
-        if time.monotonic() - self._last_save >= interval:
-            self.save()
-
-    def save(self, message: str = "") -> None:
-        """fsync the output, then write the map (only its status line changes).
-
-        Raises:
-            DdfsError: the mapfile could not be written.
-        """
-        self.output.fsync()
-        header = format_header(self.opts.command_line, self.start_time, time.time(), message)
-        text = iter_mapfile_text(
-            self.bmap, self.current_pos, self.status, self.current_pass, header
-        )
-        try:
-            save_mapfile(self.mapfile, text)
-        except OSError as exc:
-            raise DdfsError(f"Error writing mapfile '{self.mapfile}': {exc.strerror}") from None
-        self._last_save = time.monotonic()
+    def before_save(self) -> None:
+        self.output.fsync()  # the data reaches the disk before the map that claims it
 
     def close(self) -> None:
         self.output.close()

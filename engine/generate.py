@@ -17,7 +17,7 @@ import time
 
 from engine.blockmap import FINISHED, NON_TRIED
 from engine.errors import DdfsError
-from engine.mapfile import format_header, iter_mapfile_text, save_mapfile
+from engine.modebook import Interrupted, ModeBook
 from engine.options import RescueOptions
 from engine.setup import TRY_HELP, check_paths, fit_to_input, load_map, make_domain, read_domain_map
 from engine.source import Source
@@ -26,15 +26,7 @@ GENERATING = "G"
 DONE = "+"
 
 
-class Interrupted(Exception):
-    """A signal arrived; the map is saved and the signal re-raised by the caller."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class Generator:
+class Generator(ModeBook):
     """One generate run: the map of ``outfile`` (a partial copy of ``infile``).
 
     Raises (from the constructor):
@@ -149,27 +141,6 @@ class Generator:
                 run_start = -1
             if off >= len(data):
                 break
-
-    def maybe_save(self) -> None:
-        interval = self.opts.save_interval if self.opts.save_interval >= 0 else 30
-        if time.monotonic() - self._last_save >= interval:
-            self.save()
-
-    def save(self, message: str = "") -> None:
-        """Write the map.
-
-        Raises:
-            DdfsError: the mapfile could not be written.
-        """
-        header = format_header(self.opts.command_line, self.start_time, time.time(), message)
-        text = iter_mapfile_text(
-            self.bmap, self.current_pos, self.status, self.current_pass, header
-        )
-        try:
-            save_mapfile(self.mapfile, text)
-        except OSError as exc:
-            raise DdfsError(f"Error writing mapfile '{self.mapfile}': {exc.strerror}") from None
-        self._last_save = time.monotonic()
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -256,11 +256,11 @@ def run_mount(
             # The source does not answer the read in progress. The map is consistent between
             # reads (updates happen under the lock), so save it from here and leave; the
             # stuck read dies with the process.
-            sys.stderr.write("ddfs: the input does not answer; saving the map without it\n")
             with rescuer.lock:
                 try:
                     rescuer.flush_pending()
                     rescuer.save(final=True)
+                    sys.stderr.write("ddfs: the input does not answer; map saved without it\n")
                 except DdfsError as exc:
                     scheduler.save_error = exc
         else:

@@ -86,16 +86,6 @@ class BlockMap:
             end = pos + size
         return cls.from_arrays(starts, sts, end)
 
-    def copy(self) -> BlockMap:
-        bm = BlockMap(0)
-        bm._end = self._end
-        bm._starts = [array("q", c) for c in self._starts]
-        bm._sts = [bytearray(c) for c in self._sts]
-        bm._index = list(self._index)
-        bm._bytes = dict(self._bytes)
-        bm._count = dict(self._count)
-        return bm
-
     # ------------------------------------------------------------------ queries
     @property
     def end(self) -> int:
@@ -108,6 +98,17 @@ class BlockMap:
     def size_of(self, status: str) -> int:
         """Bytes in blocks of ``status``."""
         return self._bytes[status]
+
+    def size_in(self, ranges: Iterable[tuple[int, int]], statuses: str) -> int:
+        """Bytes of ``statuses`` inside the sorted, disjoint ``(start, end)`` ``ranges``."""
+        total = 0
+        for a, b in ranges:
+            for s, e, st in self.blocks_from(a):
+                if s >= b:
+                    break
+                if st in statuses:
+                    total += min(e, b) - max(s, a)
+        return total
 
     def count_of(self, status: str) -> int:
         """Number of blocks of ``status`` (for ``-``: the number of bad areas)."""
@@ -206,14 +207,6 @@ class BlockMap:
             return
         ci, bi = self._locate(max(pos, 0))
         for s, e, c in self._forward(ci, bi):
-            yield s, e, chr(c)
-
-    def blocks_before(self, pos: int) -> Iterator[tuple[int, int, str]]:
-        """Blocks from the one containing ``pos - 1`` backwards, as ``(start, end, status)``."""
-        if pos <= 0 or self._end == 0:
-            return
-        ci, bi = self._locate(min(pos, self._end) - 1)
-        for s, e, c in self._backward(ci, bi):
             yield s, e, chr(c)
 
     def find_forward(

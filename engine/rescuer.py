@@ -114,7 +114,6 @@ class Rescuer:
         self.last_good_read: float | None = None
         self.last_read_pos = opts.input_pos
         self.initial_bad_areas = self.bad_areas()
-        self.stop_message = ""
         self.finished = False
         self._buf = bytearray(max(self.softbs, self.ss))
         self._view = memoryview(self._buf)
@@ -210,14 +209,7 @@ class Rescuer:
         """Bytes of ``statuses`` inside the domain."""
         if len(self.domain) == 1 and self.domain[0] == (0, self.bmap.end):
             return sum(self.bmap.size_of(s) for s in statuses)
-        total = 0
-        for a, b in self.domain:
-            for s, e, st in self.bmap.blocks_from(a):
-                if s >= b:
-                    break
-                if st in statuses:
-                    total += min(e, b) - max(s, a)
-        return total
+        return self.bmap.size_in(self.domain, statuses)
 
     def direction(self, passno: int) -> bool:
         """True for forwards: odd passes go the normal way, even ones the other (not with -u)."""

@@ -110,14 +110,8 @@ def tier_progress(plan: Plan, rescuer: Rescuer) -> list[dict[str, object]]:
     for name, lo, hi in TIERS:
         ranges = plan.ranges(hi, lo)
         total = sum(e - s for s, e in ranges)
-        done = 0
         with rescuer.lock:
-            for s, e in ranges:
-                for bs, be, st in rescuer.bmap.blocks_from(s):
-                    if bs >= e:
-                        break
-                    if st == "+":
-                        done += min(be, e) - max(bs, s)
+            done = rescuer.bmap.size_in(ranges, "+")
         pct = round(100 * done / total, 2) if total else 100.0
         out.append({"tier": name, "bytes": total, "finished": done, "pct": pct})
     return out

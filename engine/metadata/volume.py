@@ -11,7 +11,6 @@ Reader = Callable[[int, int], bytes | None]
 
 P0, P1, P2, P3, P4 = range(5)
 PAGE = 4096
-TIER_NAMES = ("anchors", "primary maps", "core metadata", "redundancy and logs", "used data")
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,7 @@ def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
             os.close(fd)
         start = time.monotonic()
         m.proc.send_signal(signal.SIGTERM)
-        wait_for(
-            lambda: "map saved" in m.stderr() and not is_mounted(mnt), 20, "no clean stop"
-        )
+        wait_for(lambda: "map saved" in m.stderr() and not is_mounted(mnt), 20, "no clean stop")
         assert time.monotonic() - start < 15
         lines = map_lines(tmp_path / "map")
         assert lines[0].split()[1] == "?"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,14 +60,25 @@ def read_dev(dev: str) -> bytes:
 
 
 def both(tmp: Path, old: list[str], new: list[str], src: str, out1: str, out2: str) -> None:
-    """``ddfs rescue OLD src out2 tmp/m2`` and ``ddrescue NEW src out1 tmp/m1``: same results."""
+    """``ddfs rescue OLD src out2 tmp/m2`` and ``ddrescue NEW src out1 tmp/m1``: same results.
+
+    A device source starts each run with an empty page cache and no readahead, so the second
+    tool meets the same failing disk as the first (cached good pages would change which reads
+    fail, and where)."""
+    fresh_cache(src)
     a = run_ddrescue("-q", *new, src, out1, str(tmp / "m1"), timeout=120)
+    fresh_cache(src)
     b = run_ddfs("rescue", "-q", *PLAN, *old, src, out2, str(tmp / "m2"), timeout=120)
     assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
     assert map_lines(tmp / "m1") == map_lines(tmp / "m2")
     data1 = read_dev(out1) if out1.startswith("/dev/") else Path(out1).read_bytes()
     data2 = read_dev(out2) if out2.startswith("/dev/") else Path(out2).read_bytes()
     assert data1 == data2
+
+
+def fresh_cache(src: str) -> None:
+    if src.startswith("/dev/"):
+        subprocess.run(["blockdev", "--setra", "0", "--flushbufs", src], check=True)
 
 
 def bad_areas(mapfile: Path) -> list[tuple[int, int]]:

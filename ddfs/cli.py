@@ -358,6 +358,16 @@ def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
 )
 @click.option("--allow-other", is_flag=True, help="let other users read the mount")
 @click.option("--loop", is_flag=True, help="also attach image and partitions as loop devices")
+@click.option(
+    "--overlay",
+    metavar="OVERLAY",
+    help="make image and partitions writable; writes go to OVERLAY (copy-on-write)",
+)
+@click.option(
+    "--repair-view",
+    is_flag=True,
+    help="serve a rescued backup in place of a lost primary structure (read-only)",
+)
 def mount(
     infile: str,
     outfile: str,
@@ -367,6 +377,8 @@ def mount(
     unreadable: str,
     allow_other: bool,
     loop: bool,
+    overlay: str | None,
+    repair_view: bool,
     **kw: Any,
 ) -> None:
     """Rescue INFILE as `ddfs rescue` does and serve the image at MOUNTPOINT while it runs.
@@ -386,7 +398,12 @@ def mount(
     except (DdfsError, ValueError) as exc:
         fail(exc.message if isinstance(exc, DdfsError) else f"Bad --read-timeout: {exc}")
     mopts = MountOptions(
-        read_timeout=timeout, unreadable=unreadable, allow_other=allow_other, loop=loop
+        read_timeout=timeout,
+        unreadable=unreadable,
+        allow_other=allow_other,
+        loop=loop,
+        overlay=overlay,
+        repair_view=repair_view,
     )
     raise SystemExit(run_mount(infile, outfile, mapfile, mountpoint, opts, mopts))
 

@@ -46,6 +46,8 @@ class MountOptions:
     allow_other: bool = False
     readahead: int = 1 << 20
     loop: bool = False
+    overlay: str | None = None  # --overlay: writes go to this copy-on-write file
+    repair_view: bool = False  # --repair-view: backups served in place of lost primaries
 
 
 DEAD = (errno.ENOTCONN, errno.ECONNABORTED)

@@ -16,7 +16,7 @@ import click
 
 from engine import __version__
 from engine.errors import DdfsError
-from engine.numbers import parse_number, parse_time
+from engine.numbers import parse_number, parse_rational_time, parse_time
 from engine.options import RescueOptions
 
 PROG = "ddfs"
@@ -100,6 +100,8 @@ class DdrescueCommand(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # -P and --data-preview take an optional value, attached only (getopt's rule)
+        args = ["--data-preview=3" if a in ("-P", "--data-preview") else a for a in args]
         args, notes = rewrite_old_options(self, args)
         rest = super().parse_args(ctx, args)
         if notes and not ctx.params.get("quiet"):
@@ -215,13 +217,55 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     ):
         setattr(o, flag, bool(kw[flag]))
     o.verbosity = kw["verbose"]
+    _rate_options(o, kw)
     _mode_options(o, kw)
     # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
     o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
     o.test_map = kw["test_mode"]
-    o.log_reads = kw["log_reads"]
     o.command_line = " ".join(shlex.quote(a) for a in argv)
     return o
+
+
+def _rate_options(o: RescueOptions, kw: dict[str, Any]) -> None:
+    """Slow reads, rates, pauses, checks and logs: ``-a -E -Z -O -J -I -P --ask ...``."""
+    ss = o.sector_size
+    if kw["min_read_rate"] is not None:
+        o.min_read_rate = parse_number(kw["min_read_rate"], "-a", ss, 0)
+    if kw["max_error_rate"] is not None:
+        o.max_error_rate = parse_number(kw["max_error_rate"], "-E", ss, 0)
+    if kw["max_read_rate"] is not None:
+        o.max_read_rate = parse_number(kw["max_read_rate"], "-Z", ss, 1)
+    if kw["delay_slow"] is not None:
+        o.delay_slow = parse_time(kw["delay_slow"], "--delay-slow")
+    if kw["max_slow_reads"] is not None:
+        o.max_slow_reads = parse_number(kw["max_slow_reads"], "--max-slow-reads", 0, 0)
+    if kw["pause_on_pass"] is not None:
+        o.pause_on_pass = parse_time(kw["pause_on_pass"], "--pause-on-pass")
+    if kw["pause_on_error"] is not None:
+        text = kw["pause_on_error"]
+        o.simulated_pause = text.startswith("s")
+        if o.simulated_pause:
+            o.pause_on_error = float(parse_rational_time(text[1:], "--pause-on-error"))
+        else:
+            o.pause_on_error = parse_time(text, "--pause-on-error")
+    if kw["data_preview"] is not None:
+        o.preview_lines = parse_number(kw["data_preview"], "-P", 0, 1, 32)
+    for flag in (
+        "reset_slow",
+        "reopen_on_error",
+        "verify_on_error",
+        "verify_input_size",
+        "ask",
+        "allow_other_source",
+    ):
+        setattr(o, flag, bool(kw[flag]))
+    for name in ("log_events", "log_rates", "log_reads"):
+        path = kw[name]
+        if path == "-":
+            raise DdfsError("I won't write log data to standard output.")
+        if path and os.path.exists(path) and not os.path.isfile(path):
+            raise DdfsError(f"{path}: Logfile exists and is not a regular file.")
+        setattr(o, name, path or None)
 
 
 def _mode_options(o: RescueOptions, kw: dict[str, Any]) -> None:
@@ -239,6 +283,9 @@ def _mode_options(o: RescueOptions, kw: dict[str, Any]) -> None:
     o.ignore_write_errors = bool(kw["ignore_write_errors"])
     if o.fill_types is not None and o.generate:
         raise DdfsError("Only one operation can be specified." + try_help)
+    if o.ask and (o.fill_types is not None or o.generate):
+        mode = "generate" if o.generate else "fill"
+        raise DdfsError(f"Option '--ask' is incompatible with {mode} mode." + try_help)
     if o.ignore_write_errors and o.fill_types is None:
         mode = "generate" if o.generate else "rescue"
         raise DdfsError(f"Option '-w' is incompatible with {mode} mode." + try_help)
@@ -251,6 +298,7 @@ def _opt(*decls: str, flag: bool = False, help: str = "") -> Any:
 
 
 RESCUE_OPTIONS = [
+    _opt("-a", "--min-read-rate", help="minimum read rate of good areas in bytes/s"),
     _opt("-A", "--try-again", flag=True, help="mark non-trimmed and non-scraped as non-tried"),
     _opt("-b", "--sector-size", help="sector size of input device [default 512]"),
     _opt("-B", "--binary-prefixes", flag=True, help="show binary multipliers in numbers"),
@@ -259,11 +307,14 @@ RESCUE_OPTIONS = [
     _opt("-d", "--idirect", "direct_in", flag=True, help="use direct disc access for input file"),
     _opt("-D", "--odirect", "direct_out", flag=True, help="use direct disc access for output"),
     _opt("-e", "--max-bad-areas", help="maximum number of [new] bad areas allowed"),
+    _opt("-E", "--max-error-rate", help="maximum allowed rate of read errors per second"),
     _opt("-f", "--force", flag=True, help="overwrite output device or partition"),
     _opt("-F", "--fill-mode", help="fill blocks of given types with data (?*/-+l)"),
     _opt("-G", "--generate-mode", flag=True, help="generate approximate mapfile from partial copy"),
     _opt("-H", "--test-mode", help="set test mode (only + blocks of this map are readable)"),
     _opt("-i", "--input-position", help="starting position of domain in input file [0]"),
+    _opt("-I", "--verify-input-size", flag=True, help="verify input file size with mapfile"),
+    _opt("-J", "--verify-on-error", flag=True, help="reread latest good sector after errors"),
     _opt("-K", "--skip-size", help="initial size to skip on read error [64KiB],max"),
     _opt("-L", "--loose-domain", flag=True, help="accept unordered domain/test map with gaps"),
     click.option(
@@ -277,7 +328,9 @@ RESCUE_OPTIONS = [
     _opt("-n", "--no-scrape", flag=True, help="skip the scraping phase"),
     _opt("-N", "--no-trim", flag=True, help="skip the trimming phase"),
     _opt("-o", "--output-position", help="starting position in output file [ipos]"),
+    _opt("-O", "--reopen-on-error", flag=True, help="reopen input file after every read error"),
     _opt("-p", "--preallocate", flag=True, help="preallocate space on disc for output file"),
+    _opt("-P", "--data-preview", help="show some lines of the latest data read [3]"),
     _opt("-q", "--quiet", flag=True, help="suppress all messages"),
     _opt("-r", "--retry-passes", help="exit after N retry passes (-1=infinity) [0]"),
     _opt("-R", "--reverse", flag=True, help="reverse the direction of all passes"),
@@ -291,10 +344,24 @@ RESCUE_OPTIONS = [
     _opt("-x", "--extend-outfile", "min_outfile_size", help="extend outfile size to be at least N"),
     _opt("-X", "--max-read-errors", help="maximum number of read errors allowed"),
     _opt("-y", "--synchronous", flag=True, help="use synchronous writes for output file"),
+    _opt("-Z", "--max-read-rate", help="maximum read rate in bytes/s"),
+    _opt("--ask", flag=True, help="ask for confirmation before starting the copy"),
     _opt("--cpass", help="select copying pass(es) to run [1-5]"),
+    _opt("--delay-slow", help="initial delay before checking slow reads [30]"),
+    _opt("--log-events", help="log significant events in file"),
+    _opt("--log-rates", help="log rates and error sizes in file"),
     _opt("--log-reads", help="log all read operations to file"),
     _opt("--mapfile-interval", help="save/sync mapfile every SAVE/SYNC seconds [auto,300]"),
+    _opt("--max-slow-reads", help="maximum number of slow reads allowed"),
+    _opt("--pause-on-error", help="time to wait after each read error [0]"),
+    _opt("--pause-on-pass", help="time to wait between passes [0]"),
+    _opt("--reset-slow", flag=True, help="reset slow reads if rate rises above min"),
     _opt("--same-file", flag=True, help="allow infile and outfile to be the same file"),
+    _opt(
+        "--allow-other-source",
+        flag=True,
+        help="resume although the mapfile records another source (merging copies)",
+    ),
     _opt("--no-metadata-first", flag=True, help="plain ddrescue order: no filesystem tiers"),
 ]
 

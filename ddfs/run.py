@@ -14,7 +14,7 @@ from engine.errors import DdfsError
 from engine.metadata.through import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
 from engine.rescuer import Rescuer, Stop
-from engine.setup import NothingToDo, prepare
+from engine.setup import Declined, NothingToDo, prepare
 from engine.status import StatusScreen
 
 
@@ -34,11 +34,13 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     rescuer_ref: list[Rescuer] = []
     install_signal_handlers(on_signal)
     try:
-        rescuer, existed = prepare(infile, outfile, mapfile, opts)
+        rescuer, existed = prepare(infile, outfile, mapfile, opts, confirm=ask_user)
     except NothingToDo as exc:
         if not opts.quiet:
             print(exc.message)
         return 0
+    except Declined:
+        return 1
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
     rescuer_ref.append(rescuer)
@@ -78,6 +80,7 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         error = error or exc
     final = "Finished" if stop is None and error is None else f"  {stop or 'Mapfile error'}"
     screen.finish(rescuer, final if error is None or stop else "")
+    rescuer.log_end(str(stop) if stop is not None else "")
     rescuer.close()
     rescuer.source.close()
     rescuer.output.close()
@@ -88,6 +91,17 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
             reraise(stop.signum)
         return 1
     return 0
+
+
+def ask_user(summary: str) -> bool:
+    """``--ask``: show the summary and read one answer; only one starting with y proceeds."""
+    from engine import DDRESCUE_VERSION, __version__
+
+    sys.stdout.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
+    sys.stdout.write(summary + "Proceed (y/N)? ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer[:1].lower() == "y"
 
 
 def run_other_mode(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:

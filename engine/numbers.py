@@ -73,6 +73,14 @@ def parse_number(
 
 def parse_time(text: str, option: str) -> int:
     """Parse a ddrescue time interval (``10``, ``1.5m``, ``1/2h``) into whole seconds."""
+    value = parse_rational_time(text, option)
+    if value.denominator != 1:
+        raise DdfsError(f"Time interval must be a whole number of seconds in option '{option}'.")
+    return int(value)
+
+
+def parse_rational_time(text: str, option: str) -> Fraction:
+    """Parse a time interval that may be a fraction of a second (``0.5``, ``1/4``)."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:/[0-9]+)?)([smhd]?)\s*", text)
     if not m:
         raise DdfsError(f"Bad or missing time interval in option '{option}'.")
@@ -85,10 +93,7 @@ def parse_time(text: str, option: str) -> int:
             value = Fraction(num)
     except (ValueError, ZeroDivisionError):
         raise DdfsError(f"Bad or missing time interval in option '{option}'.") from None
-    value *= {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if value.denominator != 1:
-        raise DdfsError(f"Time interval must be a whole number of seconds in option '{option}'.")
-    return int(value)
+    return value * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def format_size(num: float, binary: bool = False, limit: int = 999_999) -> str:
@@ -103,6 +108,31 @@ def format_size(num: float, binary: bool = False, limit: int = 999_999) -> str:
         n //= factor
         p = prefix
     return f"{n} {p}"
+
+
+def format_num3(num: int) -> str:
+    """An exact size as ddrescue's ``--ask`` shows it: ``2Mi``, ``1M``, ``1_048_577``."""
+    prefix = ""
+    if abs(num) > 9999:
+        for p in "KMGTPEZYRQ":
+            if num == 0 or num % 1024:
+                break
+            num //= 1024
+            prefix = p + "i"
+        if not prefix:
+            for p in "kMGTPEZYRQ":
+                if num == 0 or num % 1000:
+                    break
+                num //= 1000
+                prefix = p
+    digits = str(abs(num))
+    if abs(num) >= 10000:
+        groups = []
+        while digits:
+            groups.insert(0, digits[-3:])
+            digits = digits[:-3]
+        digits = "_".join(groups)
+    return ("-" if num < 0 else "") + digits + prefix
 
 
 def format_time(seconds: float, low_precision: bool = False) -> str:

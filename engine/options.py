@@ -48,6 +48,23 @@ class RescueOptions:
     save_interval: int = -1  # --mapfile-interval SAVE (-1: auto)
     sync_interval: int = 300  # --mapfile-interval ,SYNC
     log_reads: str | None = None  # --log-reads
+    log_events: str | None = None  # --log-events (appended)
+    log_rates: str | None = None  # --log-rates
+    min_read_rate: int | None = None  # -a (0: a tenth of the average; None: no slow reads)
+    delay_slow: int = 30  # --delay-slow (seconds before slow reads count)
+    max_slow_reads: int = -1  # --max-slow-reads
+    reset_slow: bool = False  # --reset-slow
+    max_error_rate: int = -1  # -E (error bytes per second)
+    max_read_rate: int = 0  # -Z (bytes per second; 0: no limit)
+    reopen_on_error: bool = False  # -O
+    verify_on_error: bool = False  # -J
+    verify_input_size: bool = False  # -I
+    preview_lines: int = 0  # -P
+    pause_on_error: float = 0.0  # --pause-on-error (seconds)
+    simulated_pause: bool = False  # --pause-on-error=sN: only added to the clock
+    pause_on_pass: int = 0  # --pause-on-pass (seconds)
+    ask: bool = False  # --ask
+    allow_other_source: bool = False  # --allow-other-source (skip the identity check)
     quiet: bool = False  # -q
     verbosity: int = 0  # -v
     binary_prefixes: bool = False  # -B

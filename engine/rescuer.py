@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.errors import DdfsError
 from engine.mapfile import MapData, format_header, iter_mapfile_text, save_mapfile
+from engine.numbers import format_size
 from engine.options import RescueOptions
 from engine.output import Output
+from engine.rates import RateClock
 from engine.readlog import ReadLog
+from engine.runlogs import EventLog, RateLog
 from engine.source import Source, classify_error
 
 
@@ -36,6 +39,8 @@ class Read:
     error_size: int = 0
     run_end: int = 0  # copying: may go on cluster by cluster up to here (see do_run)
     ran: bool = False  # do_run read good clusters before the one this Read now describes
+    slow: bool = False  # a slow sample (-a) after this read, in copying pass 1 or 2
+    sampled: bool = False  # the rates were already sampled after this read (do_run)
 
     @property
     def end(self) -> int:
@@ -111,6 +116,7 @@ class Rescuer:
         self.error_bytes = 0
         self.reads = 0
         self.rescued_this_run = 0
+        self.good_bytes = 0  # bytes read well, counted at once (the rates' clock)
         self.last_good_read: float | None = None
         self.last_read_pos = opts.input_pos
         self.initial_bad_areas = self.bad_areas()
@@ -127,6 +133,22 @@ class Rescuer:
         self._schedule = self._pipeline()
         self._logged_message = ""
         self.readlog = ReadLog(opts.log_reads, opts.command_line) if opts.log_reads else None
+        self.rates = RateClock(opts)
+        self.eventlog = EventLog(opts.log_events, opts.command_line) if opts.log_events else None
+        self.ratelog = RateLog(opts.log_rates, opts.command_line) if opts.log_rates else None
+        # sample the rates after every read, also inside a copying run (else once per batch)
+        self._per_read_rates = bool(
+            opts.min_read_rate is not None
+            or opts.max_read_rate > 0
+            or opts.max_error_rate >= 0
+            or opts.log_rates
+            or opts.preview_lines
+            or opts.verify_on_error
+        )
+        self._first_read = True
+        self.preview: tuple[int, bytes] = (-1, b"")  # -P: the latest data read, and where
+        self._voe: tuple[int, bytes] | None = None  # -J: the latest good sector, and where
+        self._voe_failure = ""
         if opts.save_interval >= 0:
             self._save_interval = opts.save_interval
         else:
@@ -138,6 +160,7 @@ class Rescuer:
         self.on_progress: Callable[[Rescuer], None] | None = None  # after each read
         self.lock = threading.RLock()  # guards the map against readers in other threads
         self.urgent_reads = False  # set by a scheduler that slips in on-demand reads
+        self.identity_line = ""  # the source's identity, kept in the mapfile's header
 
     # ------------------------------------------------------------------ domain helpers
     def find_forward(self, pos: int, statuses: str) -> tuple[int, int] | None:
@@ -225,10 +248,65 @@ class Rescuer:
 
     def _apply_phase(self) -> None:
         if self._pending_phase is not None:
+            if not self._first_read and self.opts.pause_on_pass > 0:
+                self.message = "Paused"
+                if self.on_progress is not None:
+                    self.on_progress(self)
+                time.sleep(self.opts.pause_on_pass)
             self.status, self.current_pass, self.message = self._pending_phase
             if self.tier:
                 self.message = f"[{self.tier} first] {self.message}"
             self._pending_phase = None
+            if self.eventlog is not None:
+                self.eventlog.event(self.rates.elapsed, self.percent_rescued(), self.message)
+        self._first_read = False
+
+    def percent_rescued(self) -> str:
+        """The rescued share of the domain as the logs show it (``  0.00%``)."""
+        from engine.status import pct
+
+        size = sum(b - a for a, b in self.domain)
+        return f"{pct(self.domain_size_of(FINISHED), size):>7}"
+
+    def _show(self, ipos: int) -> None:
+        """Before a read: the rates log gets a line once per new sample (ddrescue's
+        ``show_status``, which logs the position of the read about to be made)."""
+        if self.rates.updated:
+            self.rates.updated = False
+            if self.ratelog is not None:
+                self.ratelog.line(
+                    self.rates.elapsed,
+                    ipos,
+                    self.rates.c_rate,
+                    self.rates.a_rate,
+                    self.bad_areas(),
+                    self.domain_size_of(BAD_SECTOR),
+                )
+
+    def _after_read(self, failed: bool) -> bool:
+        """After a read of the schedule: sample the rates, count a slow read (copying passes
+        1 and 2), and after an error or a slow read reopen the input (``-O``, copying) and
+        pause (``--pause-on-error``). Returns whether the read counts as slow.
+
+        Raises:
+            Stop: more slow reads than ``--max-slow-reads``.
+        """
+        slow = self.rates.update(self.good_bytes)
+        copying = self.status == NON_TRIED
+        slow = slow and copying and self.current_pass <= 2
+        if slow:
+            self.rates.slow_reads += 1
+            if 0 <= self.opts.max_slow_reads < self.rates.slow_reads:
+                raise Stop("Too many slow reads")
+        if failed or slow:
+            if copying and self.opts.reopen_on_error:
+                self.source.reopen()
+            if self.opts.pause_on_error > 0:
+                if self.opts.simulated_pause:
+                    self.rates.pause += self.opts.pause_on_error
+                elif self.opts.pause_on_error >= 1:
+                    time.sleep(int(self.opts.pause_on_error))
+        return slow
 
     # ------------------------------------------------------------------ the pipeline
     def _pipeline(self) -> Iterator[Read]:
@@ -247,6 +325,8 @@ class Rescuer:
             if enabled and self.domain_size_of(status):
                 self.check_error_limits()
                 yield from phase(self)
+        if not self.rates.updated:
+            self.rates.update(self.good_bytes, force=True)  # the error rate at the end
         self.check_error_limits()
 
     def set_tiers(
@@ -304,6 +384,7 @@ class Rescuer:
             return False
         self._apply_phase()
         self.current_pos = read.end if read.backward else read.pos
+        self._show(read.pos)
         self.check_limits()
         if self.urgent_reads and self.is_finished(read.pos, read.size):
             read.copied = read.size  # rescued meanwhile by an on-demand read
@@ -314,6 +395,8 @@ class Rescuer:
             self.do_read(read)
         if 0 <= self.opts.max_read_errors < self.read_errors:
             raise Stop("Too many read errors")  # right after the read, as in ddrescue
+        if not read.sampled:
+            read.slow = self._after_read(read.failed)
         return True
 
     def check_error_limits(self) -> None:
@@ -329,6 +412,11 @@ class Rescuer:
             since = self.last_good_read if self.last_good_read is not None else self.start_time
             if time.time() - since > o.timeout:
                 raise Stop("Timeout expired")
+        if self.rates.error_rate_exceeded:
+            rate = format_size(self.rates.error_rate, o.binary_prefixes)
+            raise Stop(f"Too high error rate reading input file ({rate}B/s)")
+        if self._voe_failure:
+            raise DdfsError(self._voe_failure)
 
     def check_limits(self) -> None:
         """ddrescue's checks before each read: the limits, then the interrupt flag."""
@@ -364,6 +452,14 @@ class Rescuer:
             classify_error(err, copied)
             error_size = read.size - copied
         read.copied, read.error_size = copied, error_size
+        if self.opts.preview_lines:
+            n = 16 * self.opts.preview_lines
+            self.preview = (read.pos, bytes(view[:n])) if copied else (-1, b"")
+        if self.opts.verify_on_error:
+            self._verify_on_error(read.pos, copied, error_size, view)
+        if error_size:
+            self.rates.add_error(error_size)
+        self.good_bytes += copied
         if copied:
             self.output.write(read.pos + self.offset, view[:copied])
             self.last_good_read = time.time()
@@ -388,6 +484,25 @@ class Rescuer:
         if self.on_progress is not None:
             self.on_progress(self)
 
+    def _verify_on_error(self, pos: int, copied: int, error_size: int, view: memoryview) -> None:
+        """``-J``: keep the latest good sector; after an error read it again, and stop the run
+        (before the next read) if it fails or differs, or if no read had succeeded yet."""
+        ss = self.ss
+        if copied >= ss and pos % ss == 0:
+            self._voe = (pos, bytes(view[:ss]))
+        if not error_size or self._voe_failure:
+            return
+        path = self.source.path
+        if self._voe is None:
+            self._voe_failure = f"{path}: Read error found before the first good read."
+            return
+        again, err = self.source.reread(self._voe[0], ss)
+        if len(again) != ss:
+            reason = f": {os.strerror(err)}" if err else ""
+            self._voe_failure = f"{path}: Input file no longer returns data{reason}"
+        elif again != self._voe[1]:
+            self._voe_failure = f"{path}: Input file returns inconsistent data."
+
     def do_run(self, read: Read) -> None:
         """Read cluster after cluster forward from ``read`` up to ``read.run_end`` while every
         read fully succeeds; ``read`` then describes the last cluster read.
@@ -406,6 +521,8 @@ class Rescuer:
         self._log_phase()
         timed = self.readlog is not None
         limits = self._limits_active
+        per_read = self._per_read_rates
+        preview = 16 * self.opts.preview_lines
         # --mapfile-interval=0 saves after every read, and -S decides per read whether to
         # write: then every read is its own batch
         cap = softbs if self._save_interval == 0 or self.output.sparse else RUN_BATCH
@@ -423,6 +540,21 @@ class Rescuer:
                 return
             if timed:
                 self.readlog.read(pos, size, size, 0, time.time() - self.start_time)  # type: ignore[union-attr]
+            if per_read:
+                if preview:
+                    self.preview = (pos, bytes(piece[:preview]))
+                if self.opts.verify_on_error and pos % self.ss == 0:
+                    self._voe = (pos, bytes(piece[: self.ss]))
+                self.good_bytes += size
+                self.last_read_pos = pos
+                if self._after_read(False):  # slow: the pass skips ahead from here
+                    self._flush(bstart, blen + size)
+                    read.ran = pos != read.pos
+                    read.pos, read.size, read.copied, read.error_size = pos, size, size, 0
+                    read.slow = read.sampled = True
+                    return
+            else:
+                self.good_bytes += size
             blen += size
             self._pending_run = (bstart, blen)  # for an emergency save (flush_pending)
             nxt = pos + size
@@ -437,6 +569,8 @@ class Rescuer:
             pos = nxt
             size = min(pos - pos % softbs + softbs, read.run_end) - pos
             self.current_pos = pos
+            if per_read:
+                self._show(pos)
 
     def flush_pending(self) -> None:
         """Write and mark the good clusters a run holds, from another thread, while the engine
@@ -463,7 +597,13 @@ class Rescuer:
     @property
     def _limits_active(self) -> bool:
         o = self.opts
-        return o.max_bad_areas >= 0 or o.max_read_errors >= 0 or o.timeout >= 0
+        return (
+            o.max_bad_areas >= 0
+            or o.max_read_errors >= 0
+            or o.timeout >= 0
+            or o.max_error_rate >= 0
+            or o.verify_on_error
+        )
 
     def _limit_reached(self) -> bool:
         try:
@@ -566,6 +706,8 @@ class Rescuer:
         now = time.monotonic()
         is_sync = final or now - self._last_sync >= self._sync_interval
         header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
+        if self.identity_line:
+            header += self.identity_line + "\n"
         try:
             save_mapfile(
                 self.mapfile,
@@ -581,10 +723,21 @@ class Rescuer:
             self._last_sync = now
         self._last_save = time.monotonic()
 
+    def log_end(self, final_message: str) -> None:
+        """The end of the events log: the message that ended the run, then the end of run."""
+        if self.eventlog is not None:
+            if final_message and final_message != "Finished":
+                self.eventlog.echo(final_message.strip())
+            status = FINISHED if self.finished else self.status
+            self.eventlog.end_of_run(
+                self.rates.elapsed, self.percent_rescued(), self.current_pos, status
+            )
+
     def close(self) -> None:
-        if self.readlog is not None:
-            self.readlog.close()
-            self.readlog = None
+        for log in (self.readlog, self.eventlog, self.ratelog):
+            if log is not None:
+                log.close()
+        self.readlog = self.eventlog = self.ratelog = None
 
     # ------------------------------------------------------------------ whole run
     def run(self) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from itertools import pairwise
 
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.errors import DdfsError
+from engine.identity import identify, read_identity, refusal
 from engine.mapfile import MapData, parse_mapfile
+from engine.numbers import format_num3, format_size
 from engine.options import RescueOptions
 from engine.output import Output
 from engine.rescuer import Rescuer, _intersect, same_file
@@ -20,6 +23,10 @@ from engine.source import Source
 
 TRY_HELP = "Try 'ddfs rescue --help' for more information."
 USE_C = "Use '-C' if you are reading from a partial copy.\n"
+
+
+class Declined(DdfsError):
+    """``--ask`` was not answered yes: exit 1, nothing written."""
 
 
 class NothingToDo(DdfsError):
@@ -226,10 +233,53 @@ def _change(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: str) -> N
             pos = found[1]
 
 
+def about_to_copy(
+    infile: str, outfile: str, source: Source, domain: list[tuple[int, int]], binary: bool
+) -> str:
+    """``--ask``'s summary: what is copied, from and to where, with device IDs and sizes."""
+    size = sum(b - a for a, b in domain)
+    what = "an unknown number of " if source.size < 0 else format_size(size, binary)
+    return (
+        f"About to copy {what}Bytes\n"
+        f"from '{infile}'{_device_id_and_size(source.fd, source.size)}\n"
+        f"  to '{outfile}'{_device_id_and_size(outfile, -1)}\n"
+    )
+
+
+def _device_id_and_size(where: int | str, size: int) -> str:
+    """`` [model::serial] (size)`` for a block device, `` (size)`` for a file, "" if absent."""
+    try:
+        fd = where if isinstance(where, int) else os.open(where, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        st = os.fstat(fd)
+        if size < 0:
+            size = os.lseek(fd, 0, os.SEEK_END)
+        text = ""
+        if stat.S_ISBLK(st.st_mode):
+            ident = identify(fd, size)
+            known = ident.model and ident.serial
+            text = f" [{ident.model}::{ident.serial}]" if known else " [UNKNOWN]"
+        return f"{text} ({format_num3(size)})"
+    except OSError:
+        return ""
+    finally:
+        if not isinstance(where, int):
+            os.close(fd)
+
+
 def prepare(
-    infile: str, outfile: str, mapfile: str | None, opts: RescueOptions
+    infile: str,
+    outfile: str,
+    mapfile: str | None,
+    opts: RescueOptions,
+    confirm: Callable[[str], bool] | None = None,
 ) -> tuple[Rescuer, bool]:
     """Check, open and load everything. Returns the rescuer and whether the map existed.
+
+    With ``--ask``, ``confirm`` is shown the summary of :func:`about_to_copy` before the output
+    is opened; a False answer ends the run with exit 1 and nothing written.
 
     Raises:
         DdfsError: a refusal or a bad file, with ddrescue's message and status.
@@ -248,6 +298,14 @@ def prepare(
         raise DdfsError("Outfile truncation and mapfile input are incompatible.")
     source = Source(infile, opts.sector_size, opts.direct_in, test_map)
     try:
+        if opts.verify_input_size:
+            verify_input_size(data, source.size, mapfile)
+        identity = identify(source.fd, source.size)
+        recorded = read_identity(mapfile) if existed else None
+        if recorded is not None and not opts.allow_other_source:
+            message = refusal(infile, recorded, identity)
+            if message:
+                raise DdfsError(message)
         joined = normalise(data, source.size, opts)
         domain = make_domain(data.bmap, source.size, opts, domain_map)
         borders = block_borders(data.bmap, domain) if opts.retrim or opts.try_again else []
@@ -256,6 +314,10 @@ def prepare(
             _change(data.bmap, domain, NON_SCRAPED + BAD_SECTOR, NON_TRIMMED)
         if opts.try_again:
             _change(data.bmap, domain, NON_TRIMMED + NON_SCRAPED, NON_TRIED)
+        if opts.ask and confirm is not None and domain:
+            text = about_to_copy(infile, outfile, source, domain, opts.binary_prefixes)
+            if not confirm(text):
+                raise Declined("")
         output = Output(
             outfile,
             truncate=opts.truncate,
@@ -276,4 +338,17 @@ def prepare(
             output.preallocate(domain[0][0] + offset, domain[-1][1] - domain[0][0])
     sticky = sticky_borders(data.bmap, borders) if borders else None
     rescuer = Rescuer(opts, source, output, data, domain, mapfile, sticky)
+    rescuer.identity_line = identity.line()
     return rescuer, existed
+
+
+def verify_input_size(data: MapData, insize: int, mapfile: str | None) -> None:
+    """``-I``: the input size must equal the extent of the map as read."""
+    extent = data.bmap.end
+    if mapfile is None or not os.path.exists(mapfile) or insize <= 0 or extent <= 0:
+        raise DdfsError(
+            "Can't verify input file size.\n"
+            "Mapfile is unfinished or missing, or size is invalid."
+        )
+    if extent != insize:
+        raise DdfsError("Input file size differs from size calculated from mapfile.")

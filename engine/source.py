@@ -136,6 +136,37 @@ class Source:
         finally:
             aligned.release()
 
+    def reread(self, pos: int, size: int) -> tuple[bytes, int]:
+        """Read ``[pos, pos+size)`` from the input itself, past the test map (``-J`` checks the
+        input, as ddrescue does). Returns the bytes read and the errno of a failure."""
+        buf = memoryview(bytearray(size))
+        if self.direct:
+            copied, err = self._read_direct(pos, size, buf)
+        else:
+            copied, err = _read_loop(self.fd, pos, buf)
+        return bytes(buf[:copied]), err
+
+    def reopen(self) -> None:
+        """``-O``: close the input and open it again, with the same flags (read-only).
+
+        Raises:
+            DdfsError: ddrescue's message when it cannot be opened or is no longer seekable.
+        """
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_DIRECT if self.direct else 0)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            self.fd = os.open(self.path, flags)
+        except OSError as exc:
+            raise DdfsError(f"{self.path}: Can't reopen input file: {exc.strerror}") from None
+        try:
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError as exc:
+            raise DdfsError(
+                f"{self.path}: Input file has become not seekable: {exc.strerror}"
+            ) from None
+
     def check_present(self) -> None:
         """After a read error: ddrescue stats the input path and stops if it is gone."""
         try:

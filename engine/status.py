@@ -27,6 +27,26 @@ def pct(part: int, whole: int) -> str:
     return f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
+def preview_lines(preview: tuple[int, bytes], count: int) -> list[str]:
+    """``-P``: ``Data preview:``, ``count`` lines of hex and text of the latest data read, and a
+    blank line (ddrescue's layout)."""
+    pos, data = preview
+    out = ["Data preview:"]
+    for i in range(count):
+        chunk = data[16 * i : 16 * i + 16]
+        if pos >= 0 and chunk:
+            chunk = chunk.ljust(16, b"\0")
+            hexes = "".join(f" {b:02X}" + (" " if j == 7 else "") for j, b in enumerate(chunk))
+            text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+            out.append(f"{(pos + 16 * i) & 0xFFFFFFFFFF:010X} {hexes}  {text}")
+        elif i == (count - 1) // 2:
+            out.append(f"{'No data available':^78}".rstrip().ljust(78))
+        else:
+            out.append(" " * 78)
+    out.append("")
+    return out
+
+
 class StatusScreen:
     """Collects one-second rate samples and renders ddrescue's status block."""
 
@@ -84,6 +104,7 @@ class StatusScreen:
             format_time(time.time() - r.last_good_read) if r.last_good_read is not None else "n/a"
         )
         ipos = r.last_read_pos
+        slow = "" if r.opts.min_read_rate is None else f" slow reads:{r.rates.slow_reads:9d},"
         out = [
             f"     ipos: {self._b(ipos):>10}, non-trimmed: {self._b(bm.size_of(NON_TRIMMED)):>10},"
             f"  current rate: {self._rate(self.current_rate):>11}",
@@ -96,8 +117,10 @@ class StatusScreen:
             f"        run time: {format_time(elapsed):>11}",
             f"pct rescued: {pct(rescued, domain):>8}, read errors:{r.read_errors:9d},"
             f"  remaining time: {rem:>11}",
-            f"{'':30}time since last successful read: {since:>11}",
+            f"{slow:22}        time since last successful read: {since:>11}",
         ]
+        if r.opts.preview_lines and self.tty:
+            out[:0] = preview_lines(r.preview, r.opts.preview_lines)
         if self.extra is not None:
             out.extend(self.extra().split("\n"))
         return out
@@ -107,8 +130,9 @@ class StatusScreen:
             return
         from engine import DDRESCUE_VERSION, __version__
 
-        self.out.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
-        if r.opts.verbosity:
+        if not r.opts.ask:  # --ask showed the version line and the summary already
+            self.out.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
+        if r.opts.verbosity and not r.opts.ask:
             size = sum(b - a for a, b in r.domain)
             ipos = r.domain_start
             self.out.write(

@@ -3,7 +3,8 @@
 Odd passes go the normal way, even ones the other (``-u``: all the normal way). Reads are a
 cluster long and end on absolute cluster boundaries, except the last one of a block. After a
 failed read pass 1 skips ahead by a skip size that doubles on consecutive errors, and passes
-2-4 skip the rest of the ``?`` block that follows the read (no skips at all with ``-K0``);
+2-4 skip the rest of the ``?`` block that follows the read (no skips at all with ``-K0``); a
+slow read (``-a``) in passes 1 and 2 is skipped after in the same way, pass 1 by the rate;
 passes 3 and 4 only read ``?`` blocks next to a finished block; pass 5 sweeps without skipping.
 A pass is announced to the rescuer (:meth:`Rescuer.set_phase`) just before its first read, so
 a pass that reads nothing leaves no trace in the status line or the read log.
@@ -85,6 +86,14 @@ def _next_skip(eskip: int, maximum: int) -> int:
     return eskip * 2 if eskip <= maximum // 2 else maximum
 
 
+def _slow_skip(r: Rescuer, sskip: int, initial: int, maximum: int) -> int:
+    """The skip after a slow read in pass 1 (``-a``): the current rate, at least INITIAL and at
+    most MAX, doubling while the samples stay slow."""
+    if not r.rates.prev_slow:
+        return max(initial, min(r.rates.c_rate, maximum))
+    return _next_skip(sskip, maximum)
+
+
 def _skip_forward(r: Rescuer, pos: int, size: int | None) -> int:
     """The skip after a failed read ending at ``pos``: over at most ``size`` bytes (None: all)
     of the ``?`` block that begins exactly at ``pos``, ending on a sector boundary unless it
@@ -116,6 +125,7 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
     softbs = r.softbs
     initial, maximum = r.skip_initial, r.skip_max
     eskip = initial
+    sskip = 0
     expected: int | None = None
     found_any = started = False
     while True:
@@ -136,15 +146,20 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             end -= end % softbs
         if expected is not None and pos != expected:
             eskip = initial
+            r.rates.block_changed()
         read = Read(pos, end - pos, run_end=be)
         yield read
         if read.ran:  # the rescuer read good clusters before this one (Rescuer.do_run)
             eskip = initial
         pos = read.end
-        if read.failed:
+        if read.failed or read.slow:
             if initial > 0 and passno == 1:
-                pos = _skip_forward(r, pos, eskip)
-                eskip = _next_skip(eskip, maximum)
+                if read.failed:
+                    pos = _skip_forward(r, pos, eskip)
+                    eskip = _next_skip(eskip, maximum)
+                else:
+                    sskip = _slow_skip(r, sskip, initial, maximum)
+                    pos = _skip_forward(r, pos, sskip)
             elif initial > 0 and passno <= 4:
                 pos = _skip_forward(r, pos, None)
         elif read.copied > 0:
@@ -159,6 +174,7 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
     softbs = r.softbs
     initial, maximum = r.skip_initial, r.skip_max
     eskip = initial
+    sskip = 0
     expected: int | None = None
     found_any = started = False
     while True:
@@ -179,13 +195,18 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             start = -(-start // softbs) * softbs
         if expected is not None and pos != expected:
             eskip = initial
+            r.rates.block_changed()
         read = Read(start, pos - start, backward=True)
         yield read
         pos = read.pos
-        if read.failed:
+        if read.failed or read.slow:
             if initial > 0 and passno == 1:
-                pos = _skip_backward(r, pos, eskip)
-                eskip = _next_skip(eskip, maximum)
+                if read.failed:
+                    pos = _skip_backward(r, pos, eskip)
+                    eskip = _next_skip(eskip, maximum)
+                else:
+                    sskip = _slow_skip(r, sskip, initial, maximum)
+                    pos = _skip_backward(r, pos, sskip)
             elif initial > 0 and passno <= 4:
                 pos = _skip_backward(r, pos, None)
         elif read.copied > 0:

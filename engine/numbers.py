@@ -111,20 +111,20 @@ def format_size(num: float, binary: bool = False, limit: int = 999_999) -> str:
 
 
 def format_num3(num: int) -> str:
-    """An exact size as ddrescue's ``--ask`` shows it: ``2Mi``, ``1M``, ``1_048_577``."""
+    """An exact size as ddrescue's ``--ask`` shows it: ``2Mi``, ``1k``, ``1_048_577``."""
     prefix = ""
-    if abs(num) > 9999:
+    if num % 1024 == 0:
         for p in "KMGTPEZYRQ":
             if num == 0 or num % 1024:
                 break
             num //= 1024
             prefix = p + "i"
-        if not prefix:
-            for p in "kMGTPEZYRQ":
-                if num == 0 or num % 1000:
-                    break
-                num //= 1000
-                prefix = p
+    if not prefix:
+        for p in "kMGTPEZYRQ":
+            if num == 0 or num % 1000:
+                break
+            num //= 1000
+            prefix = p
     digits = str(abs(num))
     if abs(num) >= 10000:
         groups = []

@@ -550,4 +550,5 @@ def reraise(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
-from ddfs import logcmd  # noqa: E402, F401  (registers `ddfs log` on the group)
+# the other commands register themselves on the group
+from ddfs import logcmd, mapcmd, reportcmd  # noqa: E402, F401

@@ -114,19 +114,12 @@ def identify(fd: int, size: int) -> Identity:
 
 def read_identity(mapfile: str | None) -> Identity | None:
     """The identity recorded in the comment lines before a mapfile's status line, if any."""
-    if mapfile is None:
-        return None
-    try:
-        with open(mapfile, encoding="latin-1") as fh:
-            for line in fh:
-                stripped = line.strip()
-                if stripped and not stripped.startswith("#"):
-                    return None  # the status line: the header is over
-                found = Identity.parse(stripped)
-                if found is not None:
-                    return found
-    except OSError:
-        return None
+    from engine.mapheader import header_comments
+
+    for line in header_comments(mapfile):
+        found = Identity.parse(line)
+        if found is not None:
+            return found
     return None
 
 

@@ -22,6 +22,8 @@ from engine.mapfile import MapData, format_header, iter_mapfile_text, save_mapfi
 from engine.numbers import format_size
 from engine.options import RescueOptions
 from engine.output import Output
+from engine.progress import Rates
+from engine.ranges import intersect
 from engine.rates import RateClock
 from engine.readlog import ReadLog
 from engine.runlogs import EventLog, RateLog
@@ -117,6 +119,8 @@ class Rescuer:
         self.reads = 0
         self.rescued_this_run = 0
         self.good_bytes = 0  # bytes read well, counted at once (the rates' clock)
+        self.error_read_seconds = 0.0  # time spent in failed reads (for remaining-time ranges)
+        self.timed_error_reads = 0
         self.last_good_read: float | None = None
         self.last_read_pos = opts.input_pos
         self.initial_bad_areas = self.bad_areas()
@@ -261,6 +265,14 @@ class Rescuer:
                 self.eventlog.event(self.rates.elapsed, self.percent_rescued(), self.message)
         self._first_read = False
 
+    def measured_rates(self) -> Rates:
+        """The rates as measured so far (kept in the mapfile for ``ddfs status``)."""
+        elapsed = max(time.time() - self.start_time, 1e-9)
+        n = self.timed_error_reads
+        per_error = self.error_read_seconds / n if n else 0.0
+        current = self.rates.c_rate if self.rates.elapsed else self.rescued_this_run / elapsed
+        return Rates(self.rescued_this_run / elapsed, current, per_error)
+
     def percent_rescued(self) -> str:
         """The rescued share of the domain as the logs show it (``  0.00%``)."""
         from engine.status import pct
@@ -350,7 +362,7 @@ class Rescuer:
             for _round in range(4):
                 for name, ranges in self.tiers:
                     self.tier = name
-                    self.domain = _intersect(ranges, domain)
+                    self.domain = intersect(ranges, domain)
                     self.saved_status = FINISHED  # no resume inside a tier: each starts afresh
                     for status, enabled, phase in phases:
                         if enabled and self.domain_size_of(status):
@@ -432,7 +444,11 @@ class Rescuer:
         """
         view = self._view if read.size <= len(self._buf) else memoryview(bytearray(read.size))
         self._log_phase()
+        started = time.monotonic()
         copied, err = self.source.read_into(read.pos, read.size, view)
+        if err:
+            self.error_read_seconds += time.monotonic() - started
+            self.timed_error_reads += 1
         self.reads += 1
         self._record(read, copied, err, view, copying)
 
@@ -708,6 +724,7 @@ class Rescuer:
         header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
         if self.identity_line:
             header += self.identity_line + "\n"
+        header += self.measured_rates().line() + "\n"
         try:
             save_mapfile(
                 self.mapfile,
@@ -751,21 +768,6 @@ class Rescuer:
             self.output.extend_to(self.output.sparse_end)
         if self.opts.min_outfile_size:
             self.output.extend_to(self.opts.min_outfile_size)
-
-
-def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The intersection of two sorted lists of disjoint ``(start, end)`` ranges."""
-    out: list[tuple[int, int]] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def same_file(a: str, b: str) -> bool:

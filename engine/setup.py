@@ -18,7 +18,8 @@ from engine.mapfile import MapData, parse_mapfile
 from engine.numbers import format_num3, format_size
 from engine.options import RescueOptions
 from engine.output import Output
-from engine.rescuer import Rescuer, _intersect, same_file
+from engine.ranges import intersect
+from engine.rescuer import Rescuer, same_file
 from engine.source import Source
 
 TRY_HELP = "Try 'ddfs rescue --help' for more information."
@@ -192,7 +193,7 @@ def make_domain(
         return []
     if domain_map is None:
         return [(start, end)]
-    return _intersect([(start, end)], domain_map)
+    return intersect([(start, end)], domain_map)
 
 
 def block_borders(bm: BlockMap, domain: list[tuple[int, int]]) -> list[int]:

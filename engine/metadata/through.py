@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, P4, Plan, Reader
+from engine.progress import figures, format_range, tier_ranges
 from engine.rescuer import Rescuer
 
 EXT_MAGIC_AT = 1024 + 56
@@ -105,19 +106,29 @@ TIERS = (("metadata", 0, P2), ("redundancy", P3, P3), ("used data", P4, P4))
 
 
 def tier_progress(plan: Plan, rescuer: Rescuer) -> list[dict[str, object]]:
-    """Per tier: its size, how much of it is finished, and the percentage."""
+    """Per tier (metadata, used data, free space): its size, its bytes by status, how much is
+    finished, and the cumulative remaining-time range in seconds (``eta_low``/``eta_high``)."""
+    with rescuer.lock:
+        totals = {st: rescuer.domain_size_of(st) for st in "+?*/-"}
+        figs = figures(
+            rescuer.bmap,
+            tier_ranges(plan, rescuer.domain),
+            rescuer.measured_rates(),
+            rescuer.ss,
+            rescuer.opts.max_retries,
+            totals,
+        )
     out: list[dict[str, object]] = []
-    for name, lo, hi in TIERS:
-        ranges = plan.ranges(hi, lo)
-        total = sum(e - s for s, e in ranges)
-        with rescuer.lock:
-            done = rescuer.bmap.size_in(ranges, "+")
-        pct = round(100 * done / total, 2) if total else 100.0
-        out.append({"tier": name, "bytes": total, "finished": done, "pct": pct})
+    for f in figs:
+        d = f.as_dict()
+        out.append({"tier": f.name, "bytes": f.size, **d})
     return out
 
 
 def tier_line(plan: Plan, rescuer: Rescuer) -> str:
-    """``  tiers: metadata 100.00 %, redundancy 37.10 %, used data 0.00 %``."""
-    parts = [f"{t['tier']} {t['pct']:.2f} %" for t in tier_progress(plan, rescuer)]
+    """``  metadata 100.00 % (done), used data 37.10 % (2m - 1h 5m), free space 0.00 % (...)``."""
+    parts = []
+    for t in tier_progress(plan, rescuer):
+        left = "done" if t["finished"] == t["size"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
+        parts.append(f"{t['tier']} {t['pct']:.2f} % ({left})")
     return "  tiers: " + ", ".join(parts)

@@ -95,6 +95,7 @@ class Rescuer:
         self.output = output
         self.bmap: BlockMap = data.bmap
         self.domain = domain
+        self._whole_domain: list[tuple[int, int]] | None = None  # set while a tier runs
         self.mapfile = mapfile
         self.offset = (opts.output_pos if opts.output_pos is not None else opts.input_pos) - (
             opts.input_pos
@@ -207,11 +208,12 @@ class Rescuer:
         return s, e
 
     def bad_areas(self) -> int:
-        """ddrescue's bad-area count: the runs of ``-`` inside the domain."""
-        if len(self.domain) == 1 and self.domain[0] == (0, self.bmap.end):
+        """ddrescue's bad-area count: the runs of ``-`` inside the (whole) domain."""
+        domain = self.whole_domain
+        if len(domain) == 1 and domain[0] == (0, self.bmap.end):
             return self.bmap.count_of(BAD_SECTOR)
         count = 0
-        for a, b in self.domain:
+        for a, b in domain:
             for s, _, st in self.bmap.blocks_from(a):
                 if s >= b:
                     break
@@ -232,11 +234,18 @@ class Rescuer:
     def domain_end(self) -> int:
         return self.domain[-1][1] if self.domain else 0
 
-    def domain_size_of(self, statuses: str) -> int:
-        """Bytes of ``statuses`` inside the domain."""
-        if len(self.domain) == 1 and self.domain[0] == (0, self.bmap.end):
+    def domain_size_of(self, statuses: str, whole: bool = False) -> int:
+        """Bytes of ``statuses`` inside the domain (``whole``: the run's whole domain, not the
+        tier being worked through)."""
+        domain = self.whole_domain if whole else self.domain
+        if len(domain) == 1 and domain[0] == (0, self.bmap.end):
             return sum(self.bmap.size_of(s) for s in statuses)
-        return self.bmap.size_in(self.domain, statuses)
+        return self.bmap.size_in(domain, statuses)
+
+    @property
+    def whole_domain(self) -> list[tuple[int, int]]:
+        """The domain of the run, also while a metadata tier narrows :attr:`domain`."""
+        return self._whole_domain if self._whole_domain is not None else self.domain
 
     def direction(self, passno: int) -> bool:
         """True for forwards: odd passes go the normal way, even ones the other (not with -u)."""
@@ -277,8 +286,8 @@ class Rescuer:
         """The rescued share of the domain as the logs show it (``  0.00%``)."""
         from engine.status import pct
 
-        size = sum(b - a for a, b in self.domain)
-        return f"{pct(self.domain_size_of(FINISHED), size):>7}"
+        size = sum(b - a for a, b in self.whole_domain)
+        return f"{pct(self.domain_size_of(FINISHED, whole=True), size):>7}"
 
     def _show(self, ipos: int) -> None:
         """Before a read: the rates log gets a line once per new sample (ddrescue's
@@ -292,7 +301,7 @@ class Rescuer:
                     self.rates.c_rate,
                     self.rates.a_rate,
                     self.bad_areas(),
-                    self.domain_size_of(BAD_SECTOR),
+                    self.domain_size_of(BAD_SECTOR, whole=True),
                 )
 
     def _after_read(self, failed: bool) -> bool:
@@ -358,6 +367,7 @@ class Rescuer:
 
     def _tier_runs(self, phases: tuple) -> Iterator[Read]:  # type: ignore[type-arg]
         domain, saved = self.domain, (self.saved_status, self.saved_pass, self.saved_pos)
+        self._whole_domain = domain
         try:
             for _round in range(4):
                 for name, ranges in self.tiers:
@@ -377,6 +387,7 @@ class Rescuer:
             self.domain = domain
             self.saved_status, self.saved_pass, self.saved_pos = saved
             self.tier = ""
+            self._whole_domain = None
 
     def step(self) -> bool:
         """Do the next read of the schedule. Returns False once the schedule is complete.

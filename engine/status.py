@@ -88,12 +88,12 @@ class StatusScreen:
     def lines(self, r: Rescuer) -> list[str]:
         bm = r.bmap
         elapsed = time.time() - r.start_time
-        domain = sum(b - a for a, b in r.domain) or 1
-        rescued = r.domain_size_of(FINISHED)
+        domain = sum(b - a for a, b in r.whole_domain) or 1
+        rescued = r.domain_size_of(FINISHED, whole=True)
         avg = r.rescued_this_run / elapsed if elapsed > 0 else 0.0
-        remaining = r.domain_size_of(NON_TRIED + NON_TRIMMED + NON_SCRAPED)
+        remaining = r.domain_size_of(NON_TRIED + NON_TRIMMED + NON_SCRAPED, whole=True)
         if r.opts.max_retries:
-            remaining += r.domain_size_of(BAD_SECTOR)
+            remaining += r.domain_size_of(BAD_SECTOR, whole=True)
         rate = sum(self._samples) / len(self._samples) if self._samples else 0.0
         if rate > 0:
             secs = remaining / rate
@@ -110,8 +110,8 @@ class StatusScreen:
             f"  current rate: {self._rate(self.current_rate):>11}",
             f"     opos: {self._b(ipos + r.offset):>10}, non-scraped: "
             f"{self._b(bm.size_of(NON_SCRAPED)):>10},  average rate: {self._rate(avg):>11}",
-            f"non-tried: {self._b(r.domain_size_of(NON_TRIED)):>10},  bad-sector: "
-            f"{self._b(r.domain_size_of(BAD_SECTOR)):>10},    error rate: "
+            f"non-tried: {self._b(r.domain_size_of(NON_TRIED, whole=True)):>10},  bad-sector: "
+            f"{self._b(r.domain_size_of(BAD_SECTOR, whole=True)):>10},    error rate: "
             f"{self._rate(self.error_rate):>11}",
             f"  rescued: {self._b(rescued):>10},   bad areas: {bm.count_of(BAD_SECTOR):8d},"
             f"        run time: {format_time(elapsed):>11}",
@@ -133,7 +133,7 @@ class StatusScreen:
         if not r.opts.ask:  # --ask showed the version line and the summary already
             self.out.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
         if r.opts.verbosity and not r.opts.ask:
-            size = sum(b - a for a, b in r.domain)
+            size = sum(b - a for a, b in r.whole_domain)
             ipos = r.domain_start
             self.out.write(
                 f"About to copy {format_size(size, self.binary)}Bytes from "
@@ -146,11 +146,12 @@ class StatusScreen:
             )
         if existed:
             bm = r.bmap
-            tried = r.domain_size_of(NON_TRIMMED + NON_SCRAPED + BAD_SECTOR)
+            tried = r.domain_size_of(NON_TRIMMED + NON_SCRAPED + BAD_SECTOR, whole=True)
             self.out.write(
                 "Initial status (read from mapfile)\n"
-                f"rescued: {self._b(r.domain_size_of(FINISHED))}, tried: {self._b(tried)},"
-                f" bad-sector: {self._b(r.domain_size_of(BAD_SECTOR))},"
+                f"rescued: {self._b(r.domain_size_of(FINISHED, whole=True))},"
+                f" tried: {self._b(tried)},"
+                f" bad-sector: {self._b(r.domain_size_of(BAD_SECTOR, whole=True))},"
                 f" bad areas: {bm.count_of(BAD_SECTOR)}\n\n"
             )
         self.out.write("Press Ctrl-C to interrupt\n")

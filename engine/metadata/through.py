@@ -109,10 +109,10 @@ def tier_progress(plan: Plan, rescuer: Rescuer) -> list[dict[str, object]]:
     """Per tier (metadata, used data, free space): its size, its bytes by status, how much is
     finished, and the cumulative remaining-time range in seconds (``eta_low``/``eta_high``)."""
     with rescuer.lock:
-        totals = {st: rescuer.domain_size_of(st) for st in "+?*/-"}
+        totals = {st: rescuer.domain_size_of(st, whole=True) for st in "+?*/-"}
         figs = figures(
             rescuer.bmap,
-            tier_ranges(plan, rescuer.domain),
+            tier_ranges(plan, rescuer.whole_domain),
             rescuer.measured_rates(),
             rescuer.ss,
             rescuer.opts.max_retries,

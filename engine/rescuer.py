@@ -574,7 +574,12 @@ class Rescuer:
                     self._voe = (pos, bytes(piece[: self.ss]))
                 self.good_bytes += size
                 self.last_read_pos = pos
-                if self._after_read(False):  # slow: the pass skips ahead from here
+                try:
+                    slow = self._after_read(False)
+                except Stop:  # too many slow reads: keep what was read
+                    self._flush(bstart, blen + size)
+                    raise
+                if slow:  # the pass skips ahead from here
                     self._flush(bstart, blen + size)
                     read.ran = pos != read.pos
                     read.pos, read.size, read.copied, read.error_size = pos, size, size, 0

@@ -551,4 +551,4 @@ def reraise(signum: int) -> None:
 
 
 # the other commands register themselves on the group
-from ddfs import logcmd, mapcmd, reportcmd  # noqa: E402, F401
+from ddfs import logcmd, mapcmd, overlaycmd, reportcmd  # noqa: E402, F401

@@ -4,6 +4,12 @@ All decisions live in ``view.py`` (the tree) and ``reader.py`` (how a read is an
 handler goes through one error boundary, so no exception ever reaches pyfuse3's main loop (which
 would end the mount): unreadable data maps to EIO as a disk would answer, an OSError keeps its
 errno, and anything unexpected is logged and answered with EIO.
+
+Writes: without an overlay, opening for writing answers EROFS. With one, the image and partition
+files take writes (handed to the reader, which puts them in the overlay) while ``mapfile`` and
+``status.json`` stay read-only; the overlay is committed (data fsynced, then its map saved) on
+``fsync``, ``flush`` (every close) and ``release``. The files' sizes never change: a write past
+the end gets ENOSPC and a truncation EPERM, as on a disk.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
 
 class Operations(pyfuse3.Operations):
-    """Read-only operations over a :class:`View`."""
+    """The operations over a :class:`View`: read-only, or writable into an overlay."""
 
     supports_dot_lookup = True
     enable_writeback_cache = False
@@ -136,7 +142,7 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         node = self._node(inode)
-        if flags & os.O_ACCMODE != os.O_RDONLY:
+        if flags & os.O_ACCMODE != os.O_RDONLY and not (node.is_data and self.reader.writable):
             raise pyfuse3.FUSEError(errno.EROFS)
         fh = next(self._fh)
         if node.is_data:
@@ -155,8 +161,38 @@ class Operations(pyfuse3.Operations):
         return await self.reader.read(pos, n, state)
 
     @fuse_errors
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        node, _state = self._handles[fh]
+        if not node.is_data:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        pos, n = self.view.disk_range(node, off, len(buf))
+        if n == 0:
+            raise pyfuse3.FUSEError(errno.ENOSPC)  # a disk does not grow
+        return await self.reader.write(pos, buf[:n])
+
+    @fuse_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.reader.commit()
+
+    @fuse_errors
+    async def flush(self, fh: int) -> None:
+        await self.reader.commit()
+
+    @fuse_errors
     async def release(self, fh: int) -> None:
         self._handles.pop(fh, None)
+        await self.reader.commit()
+
+    @fuse_errors
+    async def setattr(
+        self, inode: int, attr: pyfuse3.EntryAttributes, fields: Any, fh: int | None, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        node = None if inode == ROOT_INODE else self._node(inode)
+        if node is None or not (node.is_data and self.reader.writable):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if fields.update_size and attr.st_size != node.size:
+            raise pyfuse3.FUSEError(errno.EPERM)  # the size of a disk is what it is
+        return self._attr(node)  # modes and times are not kept: accept and ignore them
 
     @fuse_errors
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:

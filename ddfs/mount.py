@@ -5,6 +5,13 @@ engine thread (:class:`engine.scheduler.Scheduler`), mount, find the partitions 
 rescued first, through the engine), serve. SIGINT/SIGTERM/SIGHUP or an unmount stop it cleanly:
 the engine stops between two reads, the map is saved, the mount is removed; a caught signal is
 re-raised so the exit status is ddrescue's.
+
+With ``--overlay`` the mount is read-write: writes go to the overlay (:mod:`ddfs.overlay`),
+which is committed on fsync/close by the adapter, every :data:`COMMIT_EVERY` seconds here, and
+once more at the end. With ``--repair-view`` the substitutions (:mod:`ddfs.repairview`) are
+worked out again every :data:`REPAIR_EVERY` seconds while the rescue runs, and the backups they
+need are asked for at read-ahead priority. The partition files follow the partition table as
+served, so a table repaired in the overlay shows at the next mount.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import pyfuse3
 import trio
 
 from ddfs.fusefs import Operations
+from ddfs.overlay import Overlay
 from ddfs.reader import ImageReader
+from ddfs.repairview import RepairView, backup_areas
 from ddfs.view import View
 from engine.errors import DdfsError
 from engine.metadata.through import metadata_first, tier_line
@@ -35,6 +44,8 @@ from engine.status import StatusScreen
 
 log = logging.getLogger(__name__)
 ENGINE_GRACE = 10.0  # seconds the engine thread gets to finish its read when stopping
+COMMIT_EVERY = 5.0  # seconds between two commits of a written overlay
+REPAIR_EVERY = 2.0  # seconds between two looks for substitutions while the rescue runs
 
 
 @dataclass
@@ -102,14 +113,13 @@ async def _try_partitions(view: View, reader: ImageReader) -> bool:
         missing: list[tuple[int, int]] = []
 
         def read(pos: int, n: int, missing: list[tuple[int, int]] = missing) -> bytes | None:
-            if pos + n > size or not view.rescuer.is_finished(pos, n):
+            data = reader.served_sync(pos, n) if pos + n <= size else None
+            if data is None:
                 missing.append((pos, n))
-                return None
-            data = os.pread(reader.fd, n, pos + reader.offset)
-            return data + bytes(n - len(data))
+            return data
 
-        try:
-            parts = read_partitions(read, size)
+        try:  # preads: in a worker thread, as every blocking call
+            parts = await trio.to_thread.run_sync(read_partitions, read, size)
         except TableUnreadable:
             pos, n = missing[-1]
             if pos + n > size or not await reader.rescue_range(pos, n):
@@ -120,6 +130,38 @@ async def _try_partitions(view: View, reader: ImageReader) -> bool:
         view.partition_note = f"{len(parts)} partition(s)" if parts else "none found"
         return True
     return False
+
+
+async def keep_committing(reader: ImageReader, every: float = COMMIT_EVERY) -> None:
+    """Commit the overlay's writes every ``every`` seconds (when there are any)."""
+    while True:
+        await trio.sleep(every)
+        try:
+            await reader.commit()
+        except OSError as exc:
+            sys.stderr.write(f"ddfs: the overlay could not be committed: {exc}\n")
+
+
+async def keep_repair_view(
+    view: View, reader: ImageReader, repair: RepairView, every: float = REPAIR_EVERY
+) -> None:
+    """Work the substitutions out while the rescue runs, and once after it."""
+    size = view.image_size
+    while True:
+        over = view.scheduler.background_done
+        for pos, n in backup_areas(size, view.partitions) + repair.wanted():
+            if _untried(view, pos, n):  # (bad backups are not asked for again and again)
+                reader.read_ahead(pos, n)
+        await trio.to_thread.run_sync(repair.refresh, reader.rescued_sync, size, view.partitions)
+        if over:
+            return
+        await trio.sleep(every)
+
+
+def _untried(view: View, pos: int, size: int) -> bool:
+    r = view.rescuer
+    with r.lock:
+        return r.bmap.find_forward(pos, "?", pos + size) is not None
 
 
 class LoopDevices:
@@ -189,6 +231,10 @@ async def _serve(
 
             nursery.start_soon(watch_signals)
             nursery.start_soon(find_partitions, view, reader)
+            if reader.overlay is not None:
+                nursery.start_soon(keep_committing, reader)
+            if reader.repair is not None:
+                nursery.start_soon(keep_repair_view, view, reader, reader.repair)
             if mopts.loop:
                 nursery.start_soon(loop.attach_all, mountpoint, view)
             await pyfuse3.main()
@@ -206,7 +252,36 @@ def _ondemand_line(view: View) -> str:
     )
     if view.plan is not None:
         line += "\n" + tier_line(view.plan, view.rescuer)
+    if view.overlay is not None:
+        o = view.overlay.stats()
+        line += (
+            f"\n  overlay: {o['written_bytes']} B in {o['written_ranges']} range(s),"
+            f" {o['writes']} writes, {o['commits']} commits"
+            + (", uncommitted writes" if o["uncommitted"] else "")
+        )
+    if view.repair is not None:
+        serving, total = view.repair.counts()
+        line += f"\n  repair view: {serving} of {total} substitution(s) serving"
     return line
+
+
+def _open_overlay(
+    infile: str,
+    outfile: str,
+    mapfile: str | None,
+    mopts: MountOptions,
+    size: int,
+    offset: int,
+) -> Overlay | None:
+    """``--overlay``: open or create it, locked; never one of the rescue's own files."""
+    if mopts.overlay is None:
+        return None
+    protect = {"INFILE": infile, "OUTFILE": outfile}
+    if mapfile is not None:
+        protect["MAPFILE"] = mapfile
+    return Overlay.open(
+        mopts.overlay, size, output=outfile, output_offset=offset, source=infile, protect=protect
+    )
 
 
 def run_mount(
@@ -225,6 +300,8 @@ def run_mount(
     try:
         check_mountpoint(mountpoint)
         rescuer, existed = prepare(infile, outfile, mapfile, opts)
+        size, offset = rescuer.source.size, rescuer.offset
+        overlay = _open_overlay(infile, outfile, mapfile, mopts, size, offset)
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
     if mapfile is not None and not os.path.exists(mapfile):
@@ -237,11 +314,22 @@ def run_mount(
             view.plan = metadata_first(s.rescuer, s.serve_pending)
 
     scheduler = Scheduler(rescuer, plan_first)
-    view = View(scheduler, rescuer.source.size)
+    view = View(scheduler, rescuer.source.size, writable=overlay is not None)
+    repair = RepairView(rescuer.is_finished) if mopts.repair_view else None
+    view.overlay, view.repair = overlay, repair
     reader = ImageReader(
-        view, outfile, rescuer.offset, mopts.read_timeout, mopts.unreadable, mopts.readahead
+        view,
+        outfile,
+        rescuer.offset,
+        mopts.read_timeout,
+        mopts.unreadable,
+        mopts.readahead,
+        overlay=overlay,
+        repair=repair,
     )
-    fuse_opts = set(pyfuse3.default_options) | {"fsname=ddfs", "subtype=ddfs", "ro"}
+    fuse_opts = set(pyfuse3.default_options) | {"fsname=ddfs", "subtype=ddfs"}
+    if overlay is None:
+        fuse_opts.add("ro")
     if mopts.allow_other:
         fuse_opts.add("allow_other")
     screen.extra = lambda: _ondemand_line(view)
@@ -249,9 +337,16 @@ def run_mount(
     engine = threading.Thread(target=scheduler.run, name="ddfs-engine", daemon=True)
     engine.start()
     signals: list[int] = []
+    overlay_error: str | None = None
     try:
         trio.run(_serve, view, reader, mountpoint, mopts, signals, fuse_opts)
     finally:
+        if overlay is not None:
+            try:
+                overlay.commit()
+            except OSError as exc:
+                overlay_error = f"{overlay.path}: the overlay could not be committed: {exc}"
+            overlay.close()
         scheduler.stop(signals[0] if signals else 0)
         engine.join(ENGINE_GRACE)
         if engine.is_alive():
@@ -279,6 +374,8 @@ def run_mount(
     screen.finish(rescuer, final)
     if scheduler.save_error is not None:
         fail(scheduler.save_error.message, 1)
+    if overlay_error is not None:
+        fail(overlay_error, 1)
     if isinstance(outcome, DdfsError):
         fail(outcome.message, outcome.exit_code)
     if signals:

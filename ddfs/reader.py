@@ -5,16 +5,30 @@ not yet finished becomes an urgent request to the engine thread, awaited up to t
 afterwards whatever is finished is served, and the rest follows the ``--unreadable`` policy:
 ``eio`` (as the disk would) or ``zero`` (for tools that give up at the first EIO). A request that
 times out stays queued: the engine keeps going on it while the caller has its answer.
+
+Layers, top first: with ``--overlay``, the sectors written through the mount come from the
+overlay file (:mod:`ddfs.overlay`); with ``--repair-view``, a lost primary whose backup is
+rescued is served from the backup (:mod:`ddfs.repairview`); everything else is the rescued data
+above. A write goes to the overlay only, in whole sectors: a partial sector is first read as it
+is served (any layer) and merged, so a write never needs the rescue to have the bytes it
+replaces unless it covers part of a sector. Every blocking read or write runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 
+from ddfs.overlay import SECTOR, Overlay
+from ddfs.repairview import RepairView, Substitution
 from ddfs.view import SequentialDetector, View
 from engine.scheduler import READAHEAD, URGENT
+
+T = TypeVar("T")
 
 
 class Unreadable(Exception):
@@ -32,6 +46,8 @@ class ImageReader:
         timeout: float = 5.0,
         unreadable: str = "eio",
         readahead: int = 1 << 20,
+        overlay: Overlay | None = None,
+        repair: RepairView | None = None,
     ) -> None:
         self.view = view
         self.rescuer = view.rescuer
@@ -42,6 +58,14 @@ class ImageReader:
         self.unreadable = unreadable
         self.readahead = readahead
         self.limiter = trio.CapacityLimiter(8)
+        self.overlay = overlay
+        self.repair = repair
+        self.overlay_limiter = trio.CapacityLimiter(4)
+        self._write_lock = trio.Lock()  # one read-modify-write at a time
+
+    @property
+    def writable(self) -> bool:
+        return self.overlay is not None
 
     def close(self) -> None:
         os.close(self.fd)
@@ -61,6 +85,46 @@ class ImageReader:
             ahead = seq.note(pos, size)
             if ahead is not None:
                 self._read_ahead(*ahead)
+        if self.overlay is None and self.repair is None:
+            return await self._read_rescued(pos, size)
+        parts = []
+        for p, n, written in self._overlay_pieces(pos, size):
+            if written:
+                assert self.overlay is not None
+                parts.append(await self._in_thread(self.overlay.read, p, n))
+                continue
+            for q, m, sub in self._repair_pieces(p, n):
+                if sub is None:
+                    parts.append(await self._read_rescued(q, m))
+                else:
+                    parts.append(await self._read_backup(sub, q, m))
+        return b"".join(parts)
+
+    def _overlay_pieces(self, pos: int, size: int) -> list[tuple[int, int, bool]]:
+        if self.overlay is None:
+            return [(pos, size, False)]
+        return self.overlay.pieces(pos, size)
+
+    def _repair_pieces(self, pos: int, size: int) -> list[tuple[int, int, Substitution | None]]:
+        if self.repair is None:
+            return [(pos, size, None)]
+        return self.repair.split(pos, size)
+
+    async def _read_backup(self, sub: Substitution, pos: int, size: int) -> bytes:
+        """``size`` bytes of ``sub``'s backup, at the offset of ``pos`` in its primary."""
+        assert self.repair is not None
+        self.repair.note_served(sub)
+        off = pos - sub.primary
+        if sub.data is not None:
+            return sub.data[off : off + size]
+        return await self._pread(sub.backup + off, size)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` in a worker thread (the overlay's own limiter)."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.overlay_limiter)
+
+    async def _read_rescued(self, pos: int, size: int) -> bytes:
+        """The rescued data, rescued on demand first when needed (the policy above)."""
         if not self.rescuer.is_finished(pos, size):
             await self._rescue_now(pos, size)
             if not self.rescuer.is_finished(pos, size):
@@ -69,6 +133,74 @@ class ImageReader:
                     raise Unreadable(f"[{pos}, {pos + size}) not rescued")
                 return await self._read_zero_filled(pos, size)
         return await self._pread(pos, size)
+
+    # ------------------------------------------------------------------ blocking, for threads
+    def rescued_sync(self, pos: int, size: int) -> bytes | None:
+        """The rescued bytes of ``[pos, pos+size)``, or None unless all finished (blocking)."""
+        if pos < 0 or size <= 0 or pos + size > self.view.image_size:
+            return None
+        if not self.rescuer.is_finished(pos, size):
+            return None
+        data = os.pread(self.fd, size, pos + self.offset)
+        return data + bytes(size - len(data))
+
+    def served_sync(self, pos: int, size: int) -> bytes | None:
+        """The bytes as served (overlay, substitutions, rescued data) if all of them can be had
+        without rescuing anything, else None (blocking: for worker threads)."""
+        if pos < 0 or size <= 0 or pos + size > self.view.image_size:
+            return None
+        parts = []
+        for p, n, written in self._overlay_pieces(pos, size):
+            if written:
+                assert self.overlay is not None
+                parts.append(self.overlay.read(p, n))
+                continue
+            for q, m, sub in self._repair_pieces(p, n):
+                if sub is not None and sub.data is not None:
+                    data: bytes | None = sub.data[q - sub.primary : q - sub.primary + m]
+                elif sub is not None:
+                    data = self.rescued_sync(sub.backup + q - sub.primary, m)
+                else:
+                    data = self.rescued_sync(q, m)
+                if data is None:
+                    return None
+                parts.append(data)
+        return b"".join(parts)
+
+    # ------------------------------------------------------------------ writes (--overlay)
+    async def write(self, pos: int, data: bytes) -> int:
+        """Write ``data`` at image position ``pos`` into the overlay; return the bytes taken.
+
+        Raises:
+            OSError: EROFS without an overlay.
+            Unreadable: a partial sector whose current bytes can't be read (policy eio).
+        """
+        overlay = self.overlay
+        if overlay is None:
+            raise OSError(errno.EROFS, "read-only mount")
+        size = len(data)
+        if size == 0:
+            return 0
+        end = pos + size
+        lo = pos - pos % SECTOR
+        hi = min(-(-end // SECTOR) * SECTOR, overlay.size)
+        async with self._write_lock:
+            buf = bytearray(hi - lo)
+            if lo < pos:
+                head = await self.read(lo, min(SECTOR, hi - lo))
+                buf[: len(head)] = head
+            last = (end - 1) // SECTOR * SECTOR  # the sector holding the last byte
+            if end < hi and (last > lo or lo == pos):  # (else the head read covered it)
+                rest = await self.read(last, hi - last)
+                buf[last - lo :] = rest
+            buf[pos - lo : end - lo] = data
+            await self._in_thread(overlay.write, lo, bytes(buf))
+        return size
+
+    async def commit(self) -> None:
+        """Make the overlay's writes durable (data fsynced, then the map saved)."""
+        if self.overlay is not None and self.overlay.dirty:
+            await self._in_thread(self.overlay.commit)
 
     async def _pread(self, pos: int, size: int) -> bytes:
         data = await trio.to_thread.run_sync(
@@ -112,6 +244,10 @@ class ImageReader:
             await event.wait()
         if scope.cancelled_caught:
             self.view.ondemand_timeouts += 1
+
+    def read_ahead(self, pos: int, size: int) -> None:
+        """Ask the engine for ``[pos, pos+size)`` soon, without waiting (read-ahead priority)."""
+        self._read_ahead(pos, size)
 
     def _read_ahead(self, pos: int, size: int) -> None:
         end = min(pos + size, self.view.image_size)

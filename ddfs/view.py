@@ -3,7 +3,9 @@
 ``image`` is the whole input, ``p1``, ``p2``, ... are the partitions found in it, ``mapfile`` is
 the live map in ddrescue's format and ``status.json`` the progress. Nothing here touches FUSE or
 does I/O on the source: the adapter (``fusefs.py``) asks this model, and the reader
-(``reader.py``) fetches bytes.
+(``reader.py``) fetches bytes. With an overlay the image and partition files are writable
+(mode 0644); ``status.json`` then shows the overlay's figures, and with the repair view its
+substitutions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ddfs.overlay import Overlay
+from ddfs.repairview import RepairView
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
 from engine.mapfile import PHASE_NAMES, format_header, mapfile_text
 from engine.metadata.through import tier_progress
@@ -37,6 +41,7 @@ class Node:
     kind: str  # "image", "partition", "mapfile", "status"
     offset: int = 0
     size: int = 0
+    writable: bool = False  # an image or partition file of a mount with an overlay
 
     @property
     def is_data(self) -> bool:
@@ -44,7 +49,7 @@ class Node:
 
     @property
     def mode(self) -> int:
-        return stat.S_IFREG | 0o444
+        return stat.S_IFREG | (0o644 if self.writable and self.is_data else 0o444)
 
 
 class SequentialDetector:
@@ -75,8 +80,11 @@ class SequentialDetector:
 class View:
     """The tree of a live mount over a running :class:`Scheduler`."""
 
-    def __init__(self, scheduler: Scheduler, image_size: int) -> None:
+    def __init__(self, scheduler: Scheduler, image_size: int, writable: bool = False) -> None:
         self.scheduler = scheduler
+        self.writable = writable
+        self.overlay: Overlay | None = None  # shown in status.json
+        self.repair: RepairView | None = None
         self.rescuer = scheduler.rescuer
         self.image_size = image_size
         self.started = time.time()
@@ -91,7 +99,7 @@ class View:
         self._nodes: dict[int, Node] = {}
         self._names: dict[str, int] = {}
         for node in (
-            Node(IMAGE_INODE, "image", "image", 0, image_size),
+            Node(IMAGE_INODE, "image", "image", 0, image_size, writable),
             Node(MAPFILE_INODE, "mapfile", "mapfile"),
             Node(STATUS_INODE, "status.json", "status"),
         ):
@@ -117,6 +125,7 @@ class View:
                         "partition",
                         p.start,
                         end - p.start,
+                        self.writable,
                     )
                 )
 
@@ -198,7 +207,17 @@ class View:
                     for pr, pos, size, age in s.pending()
                 ],
             },
+            **self.repair_status(),
         }
+
+    def repair_status(self) -> dict[str, object]:
+        """The overlay's figures and the repair view's substitutions (when they are on)."""
+        out: dict[str, object] = {}
+        if self.overlay is not None:
+            out["overlay"] = self.overlay.stats()
+        if self.repair is not None:
+            out["repair_view"] = self.repair.status()
+        return out
 
     def _current_rate(self) -> float:
         """Bytes rescued per second over the last few seconds of status requests."""

@@ -11,10 +11,10 @@ The guide's ```` ```sh ```` blocks use a fixed cast, which the test bed provides
   working directory; ``/mnt/rescue``, ``/mnt/files``, ``/mnt/sim`` are empty directories.
 
 Each section (``##``) runs in a fresh working directory, its blocks in order, each line through
-``bash`` with the cast's names replaced by the test bed's. A line must exit 0, unless it ends
-with a comment ``# exit N``. A line ending in ``&`` runs in the background: a ``ddfs mount`` or ``ddfs
-simulate`` is waited for until mounted, and stopped by the ``umount``/``fusermount3 -u`` line
-that follows (or, failing that, at the end of the block, which is an error).
+``bash`` with the cast's names replaced by the test bed's. A line must exit 0, unless its
+comment says ``# exit N``. A line ending in ``&`` runs in the background: a ``ddfs mount`` or
+``ddfs simulate`` is waited for until mounted, and stopped by the ``umount``/``fusermount3 -u``
+line that follows (or, failing that, at the end of the block, which is an error).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def read_partitions(read: Reader, disk_size: int, sector: int = 512) -> list[Par
         return []
     entries = [struct.unpack_from("<B3xB3xII", mbr, 446 + 16 * i) for i in range(4)]
     if any(e[1] == GPT_PROTECTIVE for e in entries):
-        gpt = _read_gpt(read, disk_size, sector)
+        gpt = read_gpt(read, disk_size, sector)
         if gpt is not None:
             return gpt
     return _read_mbr(read, entries, disk_size, sector)
@@ -161,7 +161,7 @@ def _gpt_header(read: Reader, lba: int, sector: int) -> tuple[bytes, list[Partit
     return hdr, parts
 
 
-def _read_gpt(read: Reader, disk_size: int, sector: int) -> list[Partition] | None:
+def read_gpt(read: Reader, disk_size: int, sector: int) -> list[Partition] | None:
     """The primary GPT, or the backup at the last LBA when the primary is damaged."""
     primary = _gpt_header(read, 1, sector)
     if primary is not None:

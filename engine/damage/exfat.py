@@ -51,7 +51,7 @@ def entry_set(raw: bytes) -> Stream | None:
     count = raw[1]
     if len(raw) < 32 * (1 + count) or raw[32] != meta.T_STREAM:
         return None
-    if meta._set_checksum(raw[: 32 * (1 + count)]) != struct.unpack_from("<H", raw, 2)[0]:
+    if meta.set_checksum(raw[: 32 * (1 + count)]) != struct.unpack_from("<H", raw, 2)[0]:
         return None
     attrs = struct.unpack_from("<H", raw, 4)[0]
     flags, name_len = raw[33], raw[35]

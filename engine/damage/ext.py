@@ -355,7 +355,7 @@ def _superblock(vol: Volume, out: VolumeReport) -> tuple[meta.Super, bool] | Non
     sb = meta.parse_super(raw, meta.SB_OFFSET) if raw is not None else None
     if sb is not None:
         return sb, False
-    backup = meta._find_backup_super(vol)
+    backup = meta.find_backup_super(vol)
     if backup is None:
         out.notes.append("no readable superblock: nothing of this filesystem is known")
         return None
@@ -373,7 +373,7 @@ def scan(vol: Volume) -> VolumeReport:
     walk = ExtScan(vol, sb, from_backup, out)
     descs = walk.layout.read_descriptors()
     if descs is None and not from_backup:
-        backup = meta._find_backup_super(vol)
+        backup = meta.find_backup_super(vol)
         if backup is not None:
             out.notes.append(
                 f"primary group descriptors unreadable; using group {backup.group_nr}'s copy"

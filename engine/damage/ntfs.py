@@ -444,7 +444,7 @@ class NtfsScan:
 def scan(vol: Volume) -> VolumeReport:
     """The entries and structures of the NTFS volume on ``vol``."""
     out = VolumeReport(NAME)
-    boot, from_backup = meta._find_boot(vol)
+    boot, from_backup = meta.find_boot(vol)
     if boot is None:
         out.notes.append("no valid boot sector: nothing of this filesystem is known")
         return out

@@ -29,7 +29,7 @@ from engine.damage.model import KNOWN, Damage, Entry, ImageReader, MetaHit, Volu
 from engine.errors import DdfsError
 from engine.mapfile import parse_mapfile
 from engine.metadata.volume import Plan, Volume
-from engine.partitions import TableUnreadable, _read_gpt, read_partitions
+from engine.partitions import TableUnreadable, read_gpt, read_partitions
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def _report(image: str, mapfile: str, size: int, damage: Damage, reader: ImageRe
     try:
         parts = read_partitions(reader, size)
     except TableUnreadable as exc:
-        parts = _read_gpt(reader, size, SECTOR) or []  # a GPT needs no MBR to be read
+        parts = read_gpt(reader, size, SECTOR) or []  # a GPT needs no MBR to be read
         if parts:
             report.notes.append(f"MBR unreadable ({exc}); the GPT was read without it")
         else:

@@ -381,7 +381,7 @@ class _Walker:
             self.notes("file entry set in an unreadable sector; skipped")
             return None
         raw = b"".join(e for e in entries if e is not None)
-        if raw[ENTRY] != T_STREAM or _set_checksum(raw) != struct.unpack_from("<H", raw, 2)[0]:
+        if raw[ENTRY] != T_STREAM or set_checksum(raw) != struct.unpack_from("<H", raw, 2)[0]:
             self.vol.plan.count("exfat:bad entry sets")
             self.notes("file entry set fails its checksum or has no stream; skipped")
             return None
@@ -414,7 +414,7 @@ class _Walker:
             self.queue.append(d)
 
 
-def _set_checksum(raw: bytes) -> int:
+def set_checksum(raw: bytes) -> int:
     """The EntrySetChecksum of a file entry set (bytes 2-3 of the first entry left out)."""
     total = 0
     for i, byte in enumerate(raw):

@@ -129,7 +129,7 @@ def probe(vol: Volume) -> bool:
     raw = vol.read(SB_OFFSET, 1024)
     if raw is not None and parse_super(raw, SB_OFFSET) is not None:
         return True
-    return _find_backup_super(vol) is not None
+    return find_backup_super(vol) is not None
 
 
 def _backup_offsets() -> Iterator[int]:
@@ -141,7 +141,7 @@ def _backup_offsets() -> Iterator[int]:
             yield (group * bpg + first) * bs
 
 
-def _find_backup_super(vol: Volume) -> Super | None:
+def find_backup_super(vol: Volume) -> Super | None:
     """The first valid backup superblock that sits exactly where its own fields say."""
     for off in _backup_offsets():
         if off + 1024 > vol.size:
@@ -401,7 +401,7 @@ def plan(vol: Volume) -> None:
     sb = parse_super(raw, SB_OFFSET) if raw is not None else None
     from_backup = False
     if sb is None:
-        sb = _find_backup_super(vol)
+        sb = find_backup_super(vol)
         if sb is None:
             vol.plan.note("ext: no readable superblock")
             return
@@ -413,7 +413,7 @@ def plan(vol: Volume) -> None:
     planner.plan_layout()
     descs = planner.read_descriptors()
     if descs is None and not from_backup:
-        backup = _find_backup_super(vol)
+        backup = find_backup_super(vol)
         if backup is not None:
             vol.plan.note(
                 f"ext: primary group descriptors unreadable; using group {backup.group_nr}'s copy"

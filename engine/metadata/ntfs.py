@@ -102,7 +102,7 @@ def parse_boot(data: bytes | None, pos: int = 0) -> Boot | None:
     return Boot(pos, bps, cluster, total, mft_lcn, mirr_lcn, record, index)
 
 
-def _find_boot(vol: Volume) -> tuple[Boot | None, bool]:
+def find_boot(vol: Volume) -> tuple[Boot | None, bool]:
     """:func:`_read_boot`, kept in the volume's memo (so that probe then plan read once)."""
     found = vol.memo.get("ntfs:boot")
     if found is None:
@@ -711,11 +711,11 @@ class NtfsPlanner:
 
 
 def probe(vol: Volume) -> bool:
-    return _find_boot(vol)[0] is not None
+    return find_boot(vol)[0] is not None
 
 
 def plan(vol: Volume) -> None:
-    boot, from_backup = _find_boot(vol)
+    boot, from_backup = find_boot(vol)
     if boot is None:
         vol.plan.note("ntfs: no valid boot sector")
         return

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ddfs.overlay import Overlay
 from ddfs.repairview import RepairView
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
-from engine.mapfile import PHASE_NAMES, format_header, mapfile_text
+from engine.mapfile import PHASE_NAMES, mapfile_text
 from engine.metadata.through import tier_progress
 from engine.metadata.volume import Plan
 from engine.partitions import Partition
@@ -150,9 +150,8 @@ class View:
         """A consistent snapshot of the live map in ddrescue's format."""
         r = self.rescuer
         with r.lock:
-            header = format_header(r.opts.command_line, r.start_time, time.time(), r.message)
-            text = mapfile_text(r.bmap, r.current_pos, r.status, r.current_pass, header)
-        return text.encode("ascii")
+            text = mapfile_text(r.bmap, r.current_pos, r.status, r.current_pass, r.header_text())
+        return text.encode("latin-1", "replace")
 
     def status(self) -> dict[str, object]:
         r = self.rescuer
@@ -183,6 +182,7 @@ class View:
             "reads": r.reads,
             "average_rate": r.rescued_this_run / elapsed,
             "current_rate": self._current_rate(),
+            "error_read_seconds": r.measured_rates().error_read_seconds,
             "error_bytes": r.error_bytes,
             "run_time": elapsed,
             "time_since_last_good_read": (

@@ -274,6 +274,13 @@ class Rescuer:
                 self.eventlog.event(self.rates.elapsed, self.percent_rescued(), self.message)
         self._first_read = False
 
+    def header_text(self) -> str:
+        """The mapfile's comment lines: ddrescue's, then the source's identity and the rates."""
+        header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
+        if self.identity_line:
+            header += self.identity_line + "\n"
+        return header + self.measured_rates().line() + "\n"
+
     def measured_rates(self) -> Rates:
         """The rates as measured so far (kept in the mapfile for ``ddfs status``)."""
         elapsed = max(time.time() - self.start_time, 1e-9)
@@ -737,10 +744,7 @@ class Rescuer:
         self.output.fsync()
         now = time.monotonic()
         is_sync = final or now - self._last_sync >= self._sync_interval
-        header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
-        if self.identity_line:
-            header += self.identity_line + "\n"
-        header += self.measured_rates().line() + "\n"
+        header = self.header_text()
         try:
             save_mapfile(
                 self.mapfile,

@@ -39,7 +39,7 @@ from engine.options import RescueOptions
 from engine.partitions import TableUnreadable, read_partitions, table_ranges
 from engine.rescuer import Stop
 from engine.scheduler import Scheduler
-from engine.setup import prepare
+from engine.setup import Declined, prepare
 from engine.status import StatusScreen
 
 log = logging.getLogger(__name__)
@@ -299,9 +299,13 @@ def run_mount(
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:
         check_mountpoint(mountpoint)
-        rescuer, existed = prepare(infile, outfile, mapfile, opts)
+        from ddfs.run import ask_user
+
+        rescuer, existed = prepare(infile, outfile, mapfile, opts, confirm=ask_user)
         size, offset = rescuer.source.size, rescuer.offset
         overlay = _open_overlay(infile, outfile, mapfile, mopts, size, offset)
+    except Declined:
+        return 1
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
     if mapfile is not None and not os.path.exists(mapfile):
@@ -362,6 +366,8 @@ def run_mount(
                     scheduler.save_error = exc
         else:
             reader.close()
+            outcome = scheduler.outcome
+            rescuer.log_end(str(outcome) if isinstance(outcome, Stop) else "")
             rescuer.close()
             rescuer.source.close()
             rescuer.output.close()

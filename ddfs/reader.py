@@ -73,11 +73,18 @@ class ImageReader:
     def detector(self) -> SequentialDetector:
         return SequentialDetector(self.readahead)
 
-    async def read(self, pos: int, size: int, seq: SequentialDetector | None = None) -> bytes:
+    async def read(
+        self,
+        pos: int,
+        size: int,
+        seq: SequentialDetector | None = None,
+        strict: bool = False,
+    ) -> bytes:
         """The bytes of the image at ``[pos, pos+size)``.
 
         Raises:
-            Unreadable: part of the range is bad or could not be rescued in time (policy eio).
+            Unreadable: part of the range is bad or could not be rescued in time (policy eio,
+                or ``strict``: the merge of a partial-sector write never stores made-up zeros).
         """
         if size <= 0:
             return b""
@@ -86,7 +93,7 @@ class ImageReader:
             if ahead is not None:
                 self._read_ahead(*ahead)
         if self.overlay is None and self.repair is None:
-            return await self._read_rescued(pos, size)
+            return await self._read_rescued(pos, size, strict)
         parts = []
         for p, n, written in self._overlay_pieces(pos, size):
             if written:
@@ -95,7 +102,7 @@ class ImageReader:
                 continue
             for q, m, sub in self._repair_pieces(p, n):
                 if sub is None:
-                    parts.append(await self._read_rescued(q, m))
+                    parts.append(await self._read_rescued(q, m, strict))
                 else:
                     parts.append(await self._read_backup(sub, q, m))
         return b"".join(parts)
@@ -123,12 +130,12 @@ class ImageReader:
         """``fn(*args)`` in a worker thread (the overlay's own limiter)."""
         return await trio.to_thread.run_sync(fn, *args, limiter=self.overlay_limiter)
 
-    async def _read_rescued(self, pos: int, size: int) -> bytes:
+    async def _read_rescued(self, pos: int, size: int, strict: bool = False) -> bytes:
         """The rescued data, rescued on demand first when needed (the policy above)."""
         if not self.rescuer.is_finished(pos, size):
             await self._rescue_now(pos, size)
             if not self.rescuer.is_finished(pos, size):
-                if self.unreadable != "zero":
+                if strict or self.unreadable != "zero":
                     self.view.ondemand_eio += 1
                     raise Unreadable(f"[{pos}, {pos + size}) not rescued")
                 return await self._read_zero_filled(pos, size)
@@ -173,7 +180,8 @@ class ImageReader:
 
         Raises:
             OSError: EROFS without an overlay.
-            Unreadable: a partial sector whose current bytes can't be read (policy eio).
+            Unreadable: a partial sector whose current bytes can't be read (whatever the
+                ``--unreadable`` policy: zeros would be stored for good).
         """
         overlay = self.overlay
         if overlay is None:
@@ -187,11 +195,11 @@ class ImageReader:
         async with self._write_lock:
             buf = bytearray(hi - lo)
             if lo < pos:
-                head = await self.read(lo, min(SECTOR, hi - lo))
+                head = await self.read(lo, min(SECTOR, hi - lo), strict=True)
                 buf[: len(head)] = head
             last = (end - 1) // SECTOR * SECTOR  # the sector holding the last byte
             if end < hi and (last > lo or lo == pos):  # (else the head read covered it)
-                rest = await self.read(last, hi - last)
+                rest = await self.read(last, hi - last, strict=True)
                 buf[last - lo :] = rest
             buf[pos - lo : end - lo] = data
             await self._in_thread(overlay.write, lo, bytes(buf))

@@ -74,6 +74,11 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         stop = exc
     except DdfsError as exc:
         error = exc
+    except Exception as exc:  # a bug: still save the map (it never claims unwritten data)
+        import traceback
+
+        traceback.print_exc()
+        error = DdfsError(f"Internal error: {type(exc).__name__}: {exc}")
     try:
         rescuer.save(final=True)
     except DdfsError as exc:

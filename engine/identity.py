@@ -1,10 +1,11 @@
 """The source's identity, kept in the mapfile as a comment line ddrescue ignores.
 
 A mapfile records which disk it describes: its size, and for a block device its logical sector
-size, model and serial number (from sysfs, or udev's database). Resuming the mapfile against a
-source whose recorded fields differ is refused unless the user says the other source holds the
-same data (``--allow-other-source``: merging damaged copies of one disk). GNU ddrescue skips
-the line as a comment, and a mapfile written by ddrescue (no line) is resumed without a check.
+size, model and serial number (from sysfs, or udev's database). Resuming the mapfile against
+another source (another serial number; without serials, another size) is refused unless the
+user says it holds the same data (``--allow-other-source``: merging damaged copies of a disk).
+GNU ddrescue skips the line as a comment, and a mapfile written by ddrescue (no line) is
+resumed without a check.
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ class Identity:
     sector_size: int = 0
     model: str = ""
     serial: str = ""
+    device: bool = False  # a block device (else a file)
 
     def line(self) -> str:
-        """The mapfile comment line (without the newline)."""
+        """The mapfile comment line (without the newline); ASCII only."""
         parts = [f"size={self.size}"]
+        if self.device:
+            parts.append("device=1")
         if self.sector_size:
             parts.append(f"sector_size={self.sector_size}")
         for name in ("model", "serial"):
-            value = getattr(self, name)
+            value = getattr(self, name).encode("ascii", "replace").decode("ascii")
             if value:
                 escaped = value.replace("\\", "\\\\").replace('"', '\\"')
                 parts.append(f'{name}="{escaped}"')
@@ -55,22 +59,31 @@ class Identity:
             sector_size = int(values.get("sector_size", "0"))
         except ValueError:
             return None
-        return cls(size, sector_size, values.get("model", ""), values.get("serial", ""))
+        return cls(
+            size,
+            sector_size,
+            values.get("model", ""),
+            values.get("serial", ""),
+            values.get("device") == "1",
+        )
 
-    def difference(self, other: Identity) -> str:
-        """How ``other`` (this source) differs from this recorded identity ("" if it does not).
+    def difference(self, other: Identity, complete_only: bool = False) -> str:
+        """Why ``other`` (the source now) is not the source of this recorded identity, or "".
 
-        A field counts only when both sides know it.
+        The serial number decides when both sides know it: the same disk keeps it behind
+        another adapter (which may show another model or sector size) and after its size
+        changed (an HPA removed). Without serials the size decides, except for an image file
+        completed with ``-C`` (a partial copy grows). Model and sector size never refuse.
         """
-        for name in _FIELDS:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            unknown = (-1, 0, "")
-            if mine in unknown or theirs in unknown or mine == theirs:
-                continue
-            if name in ("size", "sector_size"):
-                return f"{name.replace('_', ' ')} {theirs}, not {mine} as in the mapfile"
-            return f'{name} "{theirs}", not "{mine}" as in the mapfile'
-        return ""
+        if self.serial and other.serial:
+            if self.serial != other.serial:
+                return f'serial "{other.serial}", not "{self.serial}" as in the mapfile'
+            return ""
+        if self.size < 0 or other.size < 0 or self.size == other.size:
+            return ""
+        if complete_only and not (self.device and other.device):
+            return ""
+        return f"size {other.size}, not {self.size} as in the mapfile"
 
 
 def _sysfs_dir(rdev: int) -> str | None:
@@ -104,12 +117,12 @@ def identify(fd: int, size: int) -> Identity:
         return Identity(size=size)
     sysdir = _sysfs_dir(st.st_rdev)
     if sysdir is None:
-        return Identity(size=size)
+        return Identity(size=size, device=True)
     disk = os.path.dirname(sysdir) if os.path.exists(os.path.join(sysdir, "partition")) else sysdir
     sector = _read(os.path.join(disk, "queue", "logical_block_size"))
     model = _read(os.path.join(disk, "device", "model"))
     serial = _read(os.path.join(disk, "device", "serial")) or _udev_serial(st.st_rdev)
-    return Identity(size, int(sector) if sector.isdigit() else 0, model, serial)
+    return Identity(size, int(sector) if sector.isdigit() else 0, model, serial, device=True)
 
 
 def read_identity(mapfile: str | None) -> Identity | None:
@@ -123,9 +136,11 @@ def read_identity(mapfile: str | None) -> Identity | None:
     return None
 
 
-def refusal(infile: str, recorded: Identity, current: Identity) -> str:
+def refusal(
+    infile: str, recorded: Identity, current: Identity, complete_only: bool = False
+) -> str:
     """The one-line refusal for a source that is not the mapfile's ("" when it is)."""
-    diff = recorded.difference(current)
+    diff = recorded.difference(current, complete_only)
     if not diff:
         return ""
     return (

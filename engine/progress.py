@@ -115,14 +115,16 @@ def figures(
         if rates is not None and rates.current > 0:
             rate = rates.current
             failed = f.non_trimmed + f.non_scraped
-            low_sum += (f.non_tried + failed) / rate
+            retried = f.bad_sector if retry_passes != 0 else 0
+            low_sum += (f.non_tried + failed + retried) / rate
             f.eta_low = low_sum
-            if rates.error_read_seconds > 0 or failed + f.bad_sector == 0:
+            if rates.error_read_seconds > 0 or failed + retried == 0:
                 passes = retry_passes if retry_passes >= 0 else 1
                 bad_reads = (failed + f.bad_sector * passes) / sector
                 high_sum += f.non_tried / rate + bad_reads * rates.error_read_seconds
             else:
                 high_known = False
+            high_sum = max(high_sum, low_sum)  # a failed read may be cheaper than a good one
             f.eta_high = high_sum if high_known else None
         out.append(f)
     return out

@@ -11,7 +11,7 @@ class ReadLog:
     """Writes ``0x%08X\\t%d\\t%d\\t%d`` per read, ``# <t>  <message>`` per phase that reads."""
 
     def __init__(self, path: str, command_line: str) -> None:
-        self._fh = open(path, "w", encoding="ascii")  # noqa: SIM115
+        self._fh = open(path, "w", encoding="ascii", errors="replace")  # noqa: SIM115
         self._last_was_read = False
         self._last_mark = 0
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -137,10 +137,11 @@ class Rescuer:
         self._pending_run: tuple[int, int] | None = None
         self._schedule = self._pipeline()
         self._logged_message = ""
-        self.readlog = ReadLog(opts.log_reads, opts.command_line) if opts.log_reads else None
         self.rates = RateClock(opts)
-        self.eventlog = EventLog(opts.log_events, opts.command_line) if opts.log_events else None
-        self.ratelog = RateLog(opts.log_rates, opts.command_line) if opts.log_rates else None
+        self.readlog: ReadLog | None = None
+        self.eventlog: EventLog | None = None
+        self.ratelog: RateLog | None = None
+        self.open_logs()
         # sample the rates after every read, also inside a copying run (else once per batch)
         self._per_read_rates = bool(
             opts.min_read_rate is not None
@@ -265,7 +266,7 @@ class Rescuer:
                 self.message = "Paused"
                 if self.on_progress is not None:
                     self.on_progress(self)
-                time.sleep(self.opts.pause_on_pass)
+                self.pause(self.opts.pause_on_pass)
             self.status, self.current_pass, self.message = self._pending_phase
             if self.tier:
                 self.message = f"[{self.tier} first] {self.message}"
@@ -279,7 +280,10 @@ class Rescuer:
         header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
         if self.identity_line:
             header += self.identity_line + "\n"
-        return header + self.measured_rates().line() + "\n"
+        header += self.measured_rates().line() + "\n"
+        # comments only: a name that Latin-1 cannot hold (a path in another script, a
+        # surrogate from undecodable bytes) must not stop the map from being saved
+        return header.encode("latin-1", "replace").decode("latin-1")
 
     def measured_rates(self) -> Rates:
         """The rates as measured so far (kept in the mapfile for ``ddfs status``)."""
@@ -311,30 +315,46 @@ class Rescuer:
                     self.domain_size_of(BAD_SECTOR, whole=True),
                 )
 
-    def _after_read(self, failed: bool) -> bool:
-        """After a read of the schedule: sample the rates, count a slow read (copying passes
-        1 and 2), and after an error or a slow read reopen the input (``-O``, copying) and
-        pause (``--pause-on-error``). Returns whether the read counts as slow.
+    def _sample(self) -> bool:
+        """After a read of the schedule: sample the rates and count a slow read (copying
+        passes 1 and 2). Returns whether the read counts as slow.
 
         Raises:
             Stop: more slow reads than ``--max-slow-reads``.
         """
         slow = self.rates.update(self.good_bytes)
-        copying = self.status == NON_TRIED
-        slow = slow and copying and self.current_pass <= 2
+        slow = slow and self.status == NON_TRIED and self.current_pass <= 2
         if slow:
             self.rates.slow_reads += 1
             if 0 <= self.opts.max_slow_reads < self.rates.slow_reads:
                 raise Stop("Too many slow reads")
-        if failed or slow:
-            if copying and self.opts.reopen_on_error:
-                self.source.reopen()
-            if self.opts.pause_on_error > 0:
-                if self.opts.simulated_pause:
-                    self.rates.pause += self.opts.pause_on_error
-                elif self.opts.pause_on_error >= 1:
-                    time.sleep(int(self.opts.pause_on_error))
         return slow
+
+    def _react(self, failed: bool, slow: bool) -> None:
+        """After an error or a slow read (its data already written and marked): reopen the
+        input (``-O``, copying phase) and pause (``--pause-on-error``).
+
+        Raises:
+            DdfsError: the input could not be opened again.
+        """
+        if not (failed or slow):
+            return
+        if self.status == NON_TRIED and self.opts.reopen_on_error:
+            self.source.reopen()
+        if self.opts.pause_on_error > 0:
+            if self.opts.simulated_pause:
+                self.rates.pause += self.opts.pause_on_error
+            elif self.opts.pause_on_error >= 1:
+                self.pause(int(self.opts.pause_on_error))
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but not past a signal or an urgent request (checked ten times a second)."""
+        deadline = time.monotonic() + seconds
+        while not (self.interrupted or self.preempt):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.1, left))
 
     # ------------------------------------------------------------------ the pipeline
     def _pipeline(self) -> Iterator[Read]:
@@ -426,7 +446,8 @@ class Rescuer:
         if 0 <= self.opts.max_read_errors < self.read_errors:
             raise Stop("Too many read errors")  # right after the read, as in ddrescue
         if not read.sampled:
-            read.slow = self._after_read(read.failed)
+            read.slow = self._sample()
+            self._react(read.failed, read.slow)
         return True
 
     def check_error_limits(self) -> None:
@@ -582,15 +603,16 @@ class Rescuer:
                 self.good_bytes += size
                 self.last_read_pos = pos
                 try:
-                    slow = self._after_read(False)
+                    slow = self._sample()
                 except Stop:  # too many slow reads: keep what was read
                     self._flush(bstart, blen + size)
                     raise
                 if slow:  # the pass skips ahead from here
-                    self._flush(bstart, blen + size)
+                    self._flush(bstart, blen + size)  # data first, then reopen and pause
                     read.ran = pos != read.pos
                     read.pos, read.size, read.copied, read.error_size = pos, size, size, 0
                     read.slow = read.sampled = True
+                    self._react(False, True)
                     return
             else:
                 self.good_bytes += size
@@ -759,6 +781,28 @@ class Rescuer:
         if is_sync:
             self._last_sync = now
         self._last_save = time.monotonic()
+
+    def open_logs(self) -> None:
+        """Open ``--log-reads``, ``--log-events`` and ``--log-rates``.
+
+        Raises:
+            DdfsError: ddrescue's message for a log file that cannot be opened.
+        """
+        o = self.opts
+        for path, kind, attr, cls in (
+            (o.log_events, "events", "eventlog", EventLog),
+            (o.log_rates, "rates", "ratelog", RateLog),
+            (o.log_reads, "reads", "readlog", ReadLog),
+        ):
+            if not path:
+                continue
+            try:
+                setattr(self, attr, cls(path, o.command_line))
+            except OSError as exc:
+                self.close()
+                raise DdfsError(
+                    f"{path}: Can't open file for logging {kind}: {exc.strerror}"
+                ) from None
 
     def log_end(self, final_message: str) -> None:
         """The end of the events log: the message that ended the run, then the end of run."""

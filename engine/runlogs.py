@@ -57,7 +57,7 @@ class EventLog:
 
     def __init__(self, path: str, command_line: str) -> None:
         existed = os.path.exists(path)
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fh = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
         if existed:
             self._fh.write("\n")
         self._fh.write(file_header("Events Logfile", command_line))
@@ -81,7 +81,7 @@ class RateLog:
     """``--log-rates=FILE``: at most one line per second of run time."""
 
     def __init__(self, path: str, command_line: str) -> None:
-        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        self._fh = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._fh.write(file_header("Rates Logfile", command_line))
         self._fh.write("#Time  Ipos  Current_rate  Average_rate  Bad_areas  Bad_size\n")
         self._last = -1

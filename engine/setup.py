@@ -304,7 +304,7 @@ def prepare(
         identity = identify(source.fd, source.size)
         recorded = read_identity(mapfile) if existed else None
         if recorded is not None and not opts.allow_other_source:
-            message = refusal(infile, recorded, identity)
+            message = refusal(infile, recorded, identity, opts.complete_only)
             if message:
                 raise DdfsError(message)
         joined = normalise(data, source.size, opts)
@@ -338,7 +338,12 @@ def prepare(
         if output.is_regular and output.size() < dend:
             output.preallocate(domain[0][0] + offset, domain[-1][1] - domain[0][0])
     sticky = sticky_borders(data.bmap, borders) if borders else None
-    rescuer = Rescuer(opts, source, output, data, domain, mapfile, sticky)
+    try:
+        rescuer = Rescuer(opts, source, output, data, domain, mapfile, sticky)
+    except BaseException:
+        output.close()
+        source.close()
+        raise
     rescuer.identity_line = identity.line()
     return rescuer, existed
 

@@ -13,8 +13,9 @@ The guide's ```` ```sh ```` blocks use a fixed cast, which the test bed provides
 Each section (``##``) runs in a fresh working directory, its blocks in order, each line through
 ``bash`` with the cast's names replaced by the test bed's. A line must exit 0, unless its
 comment says ``# exit N``. A line ending in ``&`` runs in the background: a ``ddfs mount`` or
-``ddfs simulate`` is waited for until mounted, and stopped by the ``umount``/``fusermount3 -u``
-line that follows (or, failing that, at the end of the block, which is an error).
+``ddfs simulate`` is waited for until mounted (a mount until its ``p1`` shows), and stopped by
+the ``umount``/``fusermount3 -u`` line that follows (or, failing that, at the end of the block,
+which is an error).
 """
 
 from __future__ import annotations
@@ -160,7 +161,11 @@ def _wait_ready(bg: Background, cwd: Path) -> None:
     while time.monotonic() < deadline:
         if bg.proc.poll() is not None:
             raise AssertionError(f"{bg.line}: exited with {bg.proc.returncode}")
-        if bg.mountpoint is None or (is_mounted(bg.mountpoint) and any(os.scandir(bg.mountpoint))):
+        if bg.mountpoint is None:
+            return
+        # the simulated disk's file, or the mount's partition files (the tables come first)
+        wanted = "disk" if " simulate " in f" {bg.line} " else "p1"
+        if is_mounted(bg.mountpoint) and os.path.exists(os.path.join(bg.mountpoint, wanted)):
             return
         time.sleep(0.05)
     raise AssertionError(f"{bg.line}: not ready within 60 s")

@@ -9,6 +9,7 @@ sampled when the second changes), the test says so and compares what does not.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -469,9 +470,57 @@ def test_source_identity(tmp_path: Path, infile: Path) -> None:
 
 
 def test_identity_fields() -> None:
-    a = Identity(1000, 512, 'WDC "WD10"', "S1")
+    """The serial decides when both sides know it (a dock may show another model, sector size
+    or, after an HPA change, size); without serials the size does, except for an image file
+    completed with -C; model and sector size never refuse."""
+    a = Identity(1000, 512, 'WDC "WD10"', "S1", device=True)
     assert Identity.parse(a.line()) == a
-    assert a.difference(Identity(1000, 512, 'WDC "WD10"', "S1")) == ""
+    assert a.difference(Identity(2000, 4096, "USB dock", "S1", device=True)) == ""
     assert a.difference(Identity(1000)) == ""  # unknown fields are not compared
-    assert "serial" in a.difference(Identity(1000, 512, 'WDC "WD10"', "S2"))
+    assert "serial" in a.difference(Identity(1000, 512, 'WDC "WD10"', "S2", device=True))
+    assert "size" in Identity(1000, device=True).difference(Identity(2000, device=True), True)
+    assert "size" in Identity(1000).difference(Identity(2000))
+    assert Identity(1000).difference(Identity(2000), complete_only=True) == ""
+    assert Identity(5, model="caf\u00e9").line().isascii()
     assert Identity.parse("# Command line: x") is None
+
+
+def test_log_file_that_cannot_be_opened(tmp_path: Path, infile: Path) -> None:
+    """ddrescue's message and exit status; no traceback."""
+    for kind in ("events", "rates", "reads"):
+        d = tmp_path / kind
+        r = both(d, infile, [f"--log-{kind}={tmp_path}/missing/x"], quiet=False)
+        assert r["ddrescue"].returncode == r["ddfs"].returncode == 1
+        assert message(r["ddfs"].stderr) == message(r["ddrescue"].stderr)
+        assert f"Can't open file for logging {kind}" in r["ddfs"].stderr
+
+
+def test_names_latin1_cannot_hold(tmp_path: Path, infile: Path) -> None:
+    """An output named in another script: the map is still saved (its comment shows '?')."""
+    out = tmp_path / "\u65e5\u672c.img"
+    r = subprocess.run(
+        [DDFS, "rescue", "-q", str(infile), str(out), str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert files_equal(infile, out)
+    assert subprocess.run([DDRESCUELOG, "-t", str(tmp_path / "m")]).returncode == 0
+
+
+@pytest.mark.fuse
+def test_mount_ask_declined(tmp_path: Path, infile: Path) -> None:
+    """``ddfs mount --ask``: the same prompt; no answer, no mount, nothing written."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(
+        [DDFS, "mount", "--ask", str(infile), str(tmp_path / "o"), str(tmp_path / "m"), str(mnt)],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Proceed (y/N)? " in r.stdout
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m").exists()
+    assert not os.path.ismount(mnt)

@@ -43,7 +43,7 @@ from engine.setup import Declined, prepare
 from engine.status import StatusScreen
 
 log = logging.getLogger(__name__)
-ENGINE_GRACE = 10.0  # seconds the engine thread gets to finish its read when stopping
+ENGINE_GRACE = 3.0  # seconds the engine thread gets to finish its read when stopping
 COMMIT_EVERY = 5.0  # seconds between two commits of a written overlay
 REPAIR_EVERY = 2.0  # seconds between two looks for substitutions while the rescue runs
 

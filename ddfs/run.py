@@ -82,6 +82,8 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     try:
         rescuer.save(final=True)
     except DdfsError as exc:
+        if error is not None:  # say both: the map could not be saved after the first error
+            sys.stderr.write(f"ddfs: {exc.message}\n")
         error = error or exc
     final = "Finished" if stop is None and error is None else f"  {stop or 'Mapfile error'}"
     screen.finish(rescuer, final if error is None or stop else "")
@@ -152,6 +154,8 @@ def run_other_mode(infile: str, outfile: str, mapfile: str | None, opts: RescueO
     try:
         job.save(message)
     except DdfsError as exc:
+        if error is not None:
+            sys.stderr.write(f"ddfs: {exc.message}\n")
         error = error or exc
     job.close()
     if not opts.quiet:

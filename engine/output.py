@@ -2,7 +2,8 @@
 
 Opened ``O_WRONLY|O_CREAT`` (``O_RDWR`` with ``-W``), never truncated unless ``-t``, never
 pre-extended unless ``-p``; ``-S`` skips all-zero buffers and extends the file at the end; ``-x``
-extends it to a minimum size. A failed or short write raises :class:`WriteError` (exit 1).
+extends it to a minimum size. A failed or short write raises :class:`WriteError` (exit 1) with
+ddrescue's message, ``OUTFILE: Write error: <strerror>``.
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ class Output:
             except InterruptedError:
                 continue
             except OSError as exc:
-                raise WriteError(f"Write error: {exc.strerror}") from None
+                raise WriteError(f"{self.path}: Write error: {exc.strerror}") from None
             if n <= 0:
-                raise WriteError("Write error")
+                raise WriteError(f"{self.path}: Write error.")
             done += n
         self.written += size
         if self.synchronous:

@@ -585,7 +585,11 @@ class Rescuer:
         bstart, blen = pos, 0
         while True:
             piece = view[blen : blen + size]
-            copied, err = self.source.read_into(pos, size, piece)
+            try:
+                copied, err = self.source.read_into(pos, size, piece)
+            except DdfsError:  # the source is gone: keep the good clusters read so far
+                self._flush(bstart, blen)
+                raise
             self.reads += 1
             if copied != size or err:
                 self._flush(bstart, blen)
@@ -645,7 +649,11 @@ class Rescuer:
         self._pending_run = None
         if size <= 0:
             return
-        self.output.write(start + self.offset, self._runview[:size])
+        try:
+            self.output.write(start + self.offset, self._runview[:size])
+        except DdfsError:
+            self.current_pos = start  # a resume starts at the first unwritten cluster
+            raise
         self.last_good_read = time.time()
         self.rescued_this_run += size
         with self.lock:

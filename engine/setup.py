@@ -39,13 +39,15 @@ class NothingToDo(DdfsError):
 def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> None:
     """The refusals ddrescue makes before opening anything for writing."""
     if not opts.same_file and same_file(infile, outfile):
-        raise DdfsError(f"{infile}: Infile and outfile are the same.")
+        raise DdfsError(f"{outfile}: Infile and outfile are the same.")
     if mapfile is not None:
         for other, what in ((infile, "Infile"), (outfile, "Outfile")):
-            if same_file(mapfile, other) or same_file(mapfile + ".bak", other):
-                raise DdfsError(f"{other}: {what} and mapfile are the same.")
+            if same_file(mapfile, other):
+                raise DdfsError(f"{mapfile}: {what} and mapfile are the same.")
+            if same_file(mapfile + ".bak", other):
+                raise DdfsError(f"{mapfile}.bak: {what} and mapfile backup are the same.")
         if os.path.exists(mapfile) and not os.path.isfile(mapfile):
-            raise DdfsError("Mapfile exists and is not a regular file.")
+            raise DdfsError(f"{mapfile}: Mapfile exists and is not a regular file.")
     if opts.truncate and opts.same_file:
         raise DdfsError("Options '-t' and '--same-file' are incompatible.")
     try:

@@ -5,6 +5,12 @@
 The source is opened ``O_RDONLY`` (plus ``O_DIRECT`` with ``-d``), always. In test mode (``-H``)
 a read not wholly inside the finished blocks of the test map fails with EIO without touching the
 input, as in ddrescue.
+
+Beyond ddrescue: a read that fails because the source itself is gone (the errnos of
+:data:`GONE_ERRNOS`, such as ENOTCONN from a FUSE source whose server died, where ``stat`` of
+the path still answers from the kernel's cache) raises :class:`SourceGone` before anything is
+recorded. ddrescue counts them as read errors and marks good areas bad until its ``stat`` of
+the path fails (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ FATAL_ERRNOS = frozenset(
         errno.ESPIPE,
     }
 )
+
+
+#: errnos that say the source itself is gone, not a sector: the server of a FUSE source died
+#: (ENOTCONN) or its connection was aborted (ECONNABORTED), a network source shut down
+GONE_ERRNOS = frozenset({errno.ENOTCONN, errno.ECONNABORTED, errno.ESHUTDOWN})
+
+
+class SourceGone(DdfsError):
+    """The input stopped existing mid-rescue (exit 1, ``Input file disappeared``)."""
 
 
 def device_size(fd: int) -> int:
@@ -93,9 +108,14 @@ class Source:
         self._abuf: mmap.mmap | None = None
 
     def close(self) -> None:
+        """Close the input; an error is ignored (a vanished FUSE or network source answers
+        ENOTCONN even to close, and nothing was written through this descriptor)."""
         if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+            fd, self.fd = self.fd, -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         if self._abuf is not None:
             self._abuf.close()
             self._abuf = None
@@ -111,8 +131,14 @@ class Source:
         if self.test_map is not None and not self._readable(pos, pos + size):
             return 0, errno.EIO
         if self.direct:
-            return self._read_direct(pos, size, buf)
-        return _read_loop(self.fd, pos, buf[:size])
+            result = self._read_direct(pos, size, buf)
+        else:
+            result = _read_loop(self.fd, pos, buf[:size])
+        if result[1] in GONE_ERRNOS:
+            # not a bad sector: nothing is recorded for this read, so a resume once the
+            # source is back reads it again (ddrescue would mark it, and all the rest, bad)
+            raise SourceGone("Input file disappeared")
+        return result
 
     def _read_direct(self, pos: int, size: int, buf: memoryview) -> tuple[int, int]:
         ss = self.sector_size

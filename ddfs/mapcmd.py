@@ -16,23 +16,13 @@ import click
 from ddfs.cli import fail, main
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.errors import DdfsError
-from engine.mapfile import MapData, parse_mapfile
+from engine.mapfile import PHASE_NAMES, MapData, parse_mapfile
 from engine.mapgrid import make_grid
 from engine.mapheader import header_comments
 from engine.metadata.volume import P3, Plan
 from engine.numbers import format_size
 from engine.partitions import Partition
 from engine.progress import Rates, TierFigures, figures, format_range, tier_ranges
-
-PHASES = {
-    "?": "copying",
-    "*": "trimming",
-    "/": "scraping",
-    "-": "retrying",
-    "F": "filling",
-    "G": "generating",
-    "+": "finished",
-}
 
 
 @dataclass
@@ -227,7 +217,7 @@ def collect(target: Target, plan: Plan | None) -> dict[str, Any]:
         "image": target.image,
         "size": bm.end,
         "current_status": data.current_status,
-        "phase": PHASES.get(data.current_status, data.current_status),
+        "phase": PHASE_NAMES.get(data.current_status, data.current_status),
         "current_pass": data.current_pass,
         "current_pos": data.current_pos,
         "bytes": sizes,

@@ -1,8 +1,22 @@
-"""Sorted lists of disjoint ``(start, end)`` byte ranges: intersection and difference."""
+"""Sorted lists of disjoint ``(start, end)`` byte ranges: union, intersection, difference."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 Ranges = list[tuple[int, int]]
+
+
+def merge(spans: Iterable[tuple[int, int]]) -> Ranges:
+    """The sorted, disjoint union of ``(start, end)`` spans (empty ones dropped)."""
+    out: Ranges = []
+    for s, e in sorted(sp for sp in spans if sp[1] > sp[0]):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
 
 
 def intersect(a: Ranges, b: Ranges) -> Ranges:

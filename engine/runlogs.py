@@ -14,16 +14,7 @@ import time
 from typing import TextIO
 
 from engine import DDRESCUE_VERSION, __version__
-
-STATUS_NAMES = {
-    "?": "copying",
-    "*": "trimming",
-    "/": "scraping",
-    "-": "retrying",
-    "F": "filling",
-    "G": "generating",
-    "+": "finished",
-}
+from engine.mapfile import PHASE_NAMES
 
 
 def dhms(seconds: int) -> str:
@@ -70,7 +61,7 @@ class EventLog:
         self._fh.write(f"{'':22}{message}\n")
 
     def end_of_run(self, elapsed: int, percent: str, pos: int, status: str) -> None:
-        name = STATUS_NAMES.get(status, status)
+        name = PHASE_NAMES.get(status, status)
         self._fh.write(f"{dhms(elapsed):>14}  {percent}  End of run (0x{pos:08X}  {name})\n")
 
     def close(self) -> None:

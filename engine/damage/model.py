@@ -19,20 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engine.blockmap import BAD_SECTOR, FINISHED, BlockMap
+from engine.ranges import merge
 
 Span = tuple[int, int]  # (start, end), absolute disk bytes
-
-
-def merge(spans: Iterable[Span]) -> list[Span]:
-    """Sorted, disjoint union of ``(start, end)`` spans."""
-    out: list[Span] = []
-    for s, e in sorted(sp for sp in spans if sp[1] > sp[0]):
-        if out and s <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((s, e))
-    return out
 
 
 class Damage:

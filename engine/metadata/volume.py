@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine.ranges import merge
+
 #: ``read(pos, size)``: the bytes of the disk, or None when they cannot be had (bad sector,
 #: not rescued within the budget). Positions are absolute disk positions.
 Reader = Callable[[int, int], bytes | None]
@@ -58,15 +60,7 @@ class Plan:
 
     def ranges(self, max_tier: int, min_tier: int = 0) -> list[tuple[int, int]]:
         """The union of the areas of tiers ``min_tier..max_tier`` as sorted ``(start, end)``."""
-        spans = sorted((a.start, a.end) for a in self.areas if min_tier <= a.tier <= max_tier)
-        out: list[tuple[int, int]] = []
-        for s, e in spans:
-            if out and s <= out[-1][1]:
-                if e > out[-1][1]:
-                    out[-1] = (out[-1][0], e)
-            else:
-                out.append((s, e))
-        return out
+        return merge((a.start, a.end) for a in self.areas if min_tier <= a.tier <= max_tier)
 
     def size_of(self, max_tier: int, min_tier: int = 0) -> int:
         return sum(e - s for s, e in self.ranges(max_tier, min_tier))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from engine.damage.model import DIRECTORY, FILE, PARTIAL, UNKNOWN, Entry, VolumeReport, path_of
 from engine.metadata import exfat as meta
-from engine.metadata.fat import FatTable, Notes, cluster_runs, read_sectors
+from engine.metadata.fat import Notes, cluster_runs, read_sectors
 from engine.metadata.volume import Volume
 
 NAME = meta.NAME
@@ -77,15 +77,7 @@ class ExfatScan:
         self.vol = vol
         self.geo = geo = boot.geo
         self.out = out
-        self.table = FatTable(
-            vol.read,
-            [geo.fat_pos(n) for n in geo.fat_order()],
-            geo.fat_used,
-            32,
-            geo.clusters,
-            geo.sector,
-            notes,
-        )
+        self.table = geo.fat_table(vol.read, notes)
         self.names: dict[int, tuple[int | None, str]] = {}
         self.queue: deque[tuple[int, list[int]]] = deque()  # (key, clusters)
         self.keys: set[int] = {ROOT}

@@ -139,15 +139,7 @@ class FatScan:
         self.vol = vol
         self.geo = geo = boot.geo
         self.out = out
-        self.table = meta.FatTable(
-            vol.read,
-            [geo.fat_pos(n) for n in geo.active_fats()],
-            geo.fat_used,
-            geo.bits,
-            geo.clusters,
-            geo.bps,
-            meta.Notes(vol, "fat"),
-        )
+        self.table = geo.fat_table(vol.read, meta.Notes(vol, "fat"))
         self.names: dict[int, tuple[int | None, str]] = {}
         self.claimed: set[int] = set()
         self.queue: deque[_Dir] = deque()

@@ -31,7 +31,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from engine.metadata.fat import FatTable, Notes, cluster_runs, read_sectors
-from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
+from engine.metadata.volume import P0, P1, P2, P3, P4, Reader, Volume
 
 NAME = "exfat"
 
@@ -72,6 +72,11 @@ class Geometry:
 
     def cluster_pos(self, cluster: int) -> int:
         return self.heap_offset * self.sector + (cluster - 2) * self.cluster_size
+
+    def fat_table(self, read: Reader, notes: Notes) -> FatTable:
+        """The FAT of this volume (32-bit entries), read through ``read``, active copy first."""
+        fats = [self.fat_pos(n) for n in self.fat_order()]
+        return FatTable(read, fats, self.fat_used, 32, self.clusters, self.sector, notes)
 
     def fat_order(self) -> list[int]:
         """FAT numbers, the active one first."""
@@ -235,15 +240,7 @@ class _Walker:
         self.vol = vol
         self.geo = geo
         self.notes = notes
-        self.fat = FatTable(
-            vol.read,
-            [geo.fat_pos(n) for n in geo.fat_order()],
-            geo.fat_used,
-            32,
-            geo.clusters,
-            geo.sector,
-            notes,
-        )
+        self.fat = geo.fat_table(vol.read, notes)
         self.dir_clusters: set[int] = set()
         self.queue: deque[_Dir] = deque()
 

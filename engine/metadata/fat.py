@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 
-from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
+from engine.metadata.volume import P0, P1, P2, P3, P4, Reader, Volume
 
 NAME = "fat"
 
@@ -300,6 +300,11 @@ class Geometry:
     def cluster_pos(self, cluster: int) -> int:
         return self.data_start + (cluster - 2) * self.cluster_size
 
+    def fat_table(self, read: Reader, notes: Notes) -> FatTable:
+        """The FAT of this volume, read through ``read``, its copies tried in order."""
+        fats = [self.fat_pos(n) for n in self.active_fats()]
+        return FatTable(read, fats, self.fat_used, self.bits, self.clusters, self.bps, notes)
+
     def active_fats(self) -> list[int]:
         """FAT numbers, the active one first (FAT32 with mirroring off may name another)."""
         order = list(range(self.nfats))
@@ -422,15 +427,7 @@ class _Walker:
         self.boot = boot
         self.notes = Notes(vol, "fat")
         geo = self.geo
-        self.fat = FatTable(
-            vol.read,
-            [geo.fat_pos(n) for n in geo.active_fats()],
-            geo.fat_used,
-            geo.bits,
-            geo.clusters,
-            geo.bps,
-            self.notes,
-        )
+        self.fat = geo.fat_table(vol.read, self.notes)
         self.dir_clusters: set[int] = set()
         self.queue: deque[_Dir] = deque()
 

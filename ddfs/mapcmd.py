@@ -256,7 +256,7 @@ def status_lines(target: Target, plan: Plan | None) -> list[str]:
             f"{format_size(r['average'], limit=99_999)}B/s, one failed read {per}"
         )
     for t in info["tiers"]:
-        left = "done" if t["finished"] == t["size"] else format_range(t["eta_low"], t["eta_high"])
+        left = "done" if not t["to_read"] else format_range(t["eta_low"], t["eta_high"])
         out.append(
             f"  {t['name']:<11} {sz(t['size']):>10}  {t['pct']:6.2f} % rescued,"
             f" bad {sz(t['bad_sector'])}, left {sz(t['size'] - t['finished'])}; time: {left}"

@@ -66,6 +66,7 @@ class TierFigures:
     bad_sector: int
     eta_low: float | None = None
     eta_high: float | None = None
+    to_read: int = 0  # bytes the schedule will still read (bad sectors only with retries)
 
     @property
     def pct(self) -> float:
@@ -112,10 +113,14 @@ def figures(
         for st in _ORDER:
             counted[st] += by_status[st]
         f = TierFigures(name, size, *(by_status[st] for st in _ORDER))
-        if rates is not None and rates.current > 0:
+        failed = f.non_trimmed + f.non_scraped
+        retried = f.bad_sector if retry_passes != 0 else 0
+        f.to_read = f.non_tried + failed + retried
+        if f.to_read == 0:  # nothing more to read here: done as soon as the tiers before
+            f.eta_low = low_sum if rates is not None else None
+            f.eta_high = high_sum if rates is not None and high_known else None
+        elif rates is not None and rates.current > 0:
             rate = rates.current
-            failed = f.non_trimmed + f.non_scraped
-            retried = f.bad_sector if retry_passes != 0 else 0
             low_sum += (f.non_tried + failed + retried) / rate
             f.eta_low = low_sum
             if rates.error_read_seconds > 0 or failed + retried == 0:

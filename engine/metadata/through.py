@@ -129,6 +129,6 @@ def tier_line(plan: Plan, rescuer: Rescuer) -> str:
     """``  metadata 100.00 % (done), used data 37.10 % (2m - 1h 5m), free space 0.00 % (...)``."""
     parts = []
     for t in tier_progress(plan, rescuer):
-        left = "done" if t["finished"] == t["size"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
+        left = "done" if not t["to_read"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
         parts.append(f"{t['tier']} {t['pct']:.2f} % ({left})")
     return "  tiers: " + ", ".join(parts)

@@ -12,7 +12,7 @@ a pass that reads nothing leaves no trace in the status line or the read log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from engine.blockmap import FINISHED, NON_TRIED
@@ -118,14 +118,43 @@ def _skip_backward(r: Rescuer, pos: int, size: int | None) -> int:
     return min(pos, start)
 
 
+class _Skips:
+    """The skip sizes of one pass: after an error (doubling in pass 1, reset by a good read or
+    a change of block) and after a slow read (``-a``); passes 2-4 skip the rest of the block."""
+
+    def __init__(self, r: Rescuer) -> None:
+        self.r = r
+        self.initial, self.maximum = r.skip_initial, r.skip_max
+        self.eskip = self.initial
+        self.sskip = 0
+
+    def reset(self) -> None:
+        self.eskip = self.initial
+
+    def after(self, read: Read, passno: int, pos: int, skip: Callable[..., int]) -> int:
+        """Where the pass goes on after ``read``, which ended at ``pos`` (its start, backwards)."""
+        initial = self.initial
+        if read.failed or read.slow:
+            if initial > 0 and passno == 1:
+                if read.failed:
+                    pos = skip(self.r, pos, self.eskip)
+                    self.eskip = _next_skip(self.eskip, self.maximum)
+                else:
+                    self.sskip = _slow_skip(self.r, self.sskip, initial, self.maximum)
+                    pos = skip(self.r, pos, self.sskip)
+            elif initial > 0 and passno <= 4:
+                pos = skip(self.r, pos, None)
+        elif read.copied > 0:
+            self.eskip = initial
+        return pos
+
+
 def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
     """One forward pass from ``pos``; returns whether any ``?`` data was found."""
     from engine.rescuer import Read
 
     softbs = r.softbs
-    initial, maximum = r.skip_initial, r.skip_max
-    eskip = initial
-    sskip = 0
+    skips = _Skips(r)
     expected: int | None = None
     found_any = started = False
     while True:
@@ -145,25 +174,13 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
         if end < be:
             end -= end % softbs
         if expected is not None and pos != expected:
-            eskip = initial
+            skips.reset()
             r.rates.block_changed()
         read = Read(pos, end - pos, run_end=be)
         yield read
         if read.ran:  # the rescuer read good clusters before this one (Rescuer.do_run)
-            eskip = initial
-        pos = read.end
-        if read.failed or read.slow:
-            if initial > 0 and passno == 1:
-                if read.failed:
-                    pos = _skip_forward(r, pos, eskip)
-                    eskip = _next_skip(eskip, maximum)
-                else:
-                    sskip = _slow_skip(r, sskip, initial, maximum)
-                    pos = _skip_forward(r, pos, sskip)
-            elif initial > 0 and passno <= 4:
-                pos = _skip_forward(r, pos, None)
-        elif read.copied > 0:
-            eskip = initial
+            skips.reset()
+        pos = skips.after(read, passno, read.end, _skip_forward)
         expected = pos
 
 
@@ -172,9 +189,7 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
     from engine.rescuer import Read
 
     softbs = r.softbs
-    initial, maximum = r.skip_initial, r.skip_max
-    eskip = initial
-    sskip = 0
+    skips = _Skips(r)
     expected: int | None = None
     found_any = started = False
     while True:
@@ -194,21 +209,9 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
         if start > bs:
             start = -(-start // softbs) * softbs
         if expected is not None and pos != expected:
-            eskip = initial
+            skips.reset()
             r.rates.block_changed()
         read = Read(start, pos - start, backward=True)
         yield read
-        pos = read.pos
-        if read.failed or read.slow:
-            if initial > 0 and passno == 1:
-                if read.failed:
-                    pos = _skip_backward(r, pos, eskip)
-                    eskip = _next_skip(eskip, maximum)
-                else:
-                    sskip = _slow_skip(r, sskip, initial, maximum)
-                    pos = _skip_backward(r, pos, sskip)
-            elif initial > 0 and passno <= 4:
-                pos = _skip_backward(r, pos, None)
-        elif read.copied > 0:
-            eskip = initial
+        pos = skips.after(read, passno, read.pos, _skip_backward)
         expected = pos

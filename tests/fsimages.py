@@ -256,6 +256,27 @@ def make_disk(path: StrPath, layout: str, size: int) -> list[tuple[int, int]]:
     return [(p["start"] * 512, p["size"] * 512) for p in parts]
 
 
+def gpt_ext4_disk(
+    path: StrPath, tree: StrPath, size: int, start: int, part_size: int
+) -> tuple[int, int]:
+    """A GPT disk of ``size`` bytes at ``path`` with one ext4 partition of ``part_size`` bytes
+    at ``start``, filled from the folder ``tree`` (``mkfs.ext4 -d``); returns (start, size)."""
+    ((p_start, p_size),) = make_disk(
+        path, f"label: gpt\nstart={start // 512}, size={part_size // 512}\n", size
+    )
+    fs = f"{os.fspath(path)}.p1.ext4"
+    try:
+        subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-d", os.fspath(tree), fs, f"{p_size // 1024}k"],
+            check=True,
+        )
+        place(path, fs, p_start)
+    finally:
+        if os.path.exists(fs):
+            os.unlink(fs)
+    return p_start, p_size
+
+
 def place(disk: StrPath, image: StrPath, offset: int, chunk: int = 1 << 20) -> None:
     """Copy ``image`` into ``disk`` at ``offset`` (all-zero chunks are skipped: sparse)."""
     zero = bytes(chunk)

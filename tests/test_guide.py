@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fsimages import make_disk, place
+from tests.fsimages import gpt_ext4_disk
 from tests.oracle import MiB, write_test_map
 from tests.simdisk import abort_fuse, is_mounted, simulated_disk
 
@@ -97,18 +97,12 @@ def _loop(*args: str) -> Iterator[str]:
 
 
 def _build_disk(path: Path, work: Path) -> None:
-    make_disk(path, f"label: gpt\nstart={P1_START // 512}, size={P1_SIZE // 512}\n", SIZE)
     tree = work / "tree"
     (tree / "docs").mkdir(parents=True)
     for i in range(40):
         (tree / "docs" / f"report-{i}.txt").write_bytes(os.urandom(20_000 + 3000 * i))
     (tree / "photo.jpg").write_bytes(os.urandom(3 * MiB))
-    fs = work / "p1.ext4"
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(tree), str(fs), f"{P1_SIZE // 1024}k"], check=True
-    )
-    place(path, fs, P1_START)
-    fs.unlink()
+    gpt_ext4_disk(path, tree, SIZE, P1_START, P1_SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from engine.mapfile import parse_mapfile
 from engine.mapgrid import COLOURS, OUTSIDE, make_grid, worst_per_cell
 from engine.progress import Rates, figures, format_range, subtract, tier_ranges
 from tests.conftest import run_ddfs
-from tests.fsimages import make_disk, place
+from tests.fsimages import gpt_ext4_disk
 from tests.mountproc import live_mount, wait_for
 from tests.oracle import DDFS, MiB, make_input, parse_map, write_map, write_test_map
 
@@ -162,16 +162,11 @@ def test_tier_ranges_and_ranges() -> None:
 def _gpt_ext4_disk(tmp_path: Path) -> tuple[Path, int]:
     """A 32 MiB GPT disk with one 24 MiB ext4 partition filled with a few files."""
     disk = tmp_path / "disk.img"
-    ((start, size),) = make_disk(disk, "label: gpt\nstart=2048, size=49152\n", 32 * MiB)
-    fs = tmp_path / "p1.img"
     tree = tmp_path / "tree"
     tree.mkdir()
     for i in range(20):
         (tree / f"f{i}").write_bytes(os.urandom(50_000))
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(tree), str(fs), f"{size // 1024}k"], check=True
-    )
-    place(disk, fs, start)
+    start, _ = gpt_ext4_disk(disk, tree, 32 * MiB, 1 * MiB, 24 * MiB)
     return disk, start
 
 

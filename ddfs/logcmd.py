@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ddfs.cli import PROG, DdrescueCommand, fail, main
-from engine import logtool as lt
 from engine.errors import DdfsError
 from engine.mapfile import parse_mapfile
 from engine.numbers import parse_number
+
+if TYPE_CHECKING:
+    from engine import logtool as lt
 
 _OPTIONAL = {"-C": "--complete-mapfile=?", "--complete-mapfile": "--complete-mapfile=?"}
 _OPTIONAL.update({"-c": "--create-mapfile=+-", "--create-mapfile": "--create-mapfile=+-"})
@@ -46,6 +48,8 @@ def _read_text(path: str) -> str:
 
 
 def _load(path: str, loose: bool) -> lt.LogMap:
+    from engine import logtool as lt
+
     if loose:
         return lt.loose_map(_read_text(path), path)
     if path != "-" and not os.access(path, os.R_OK):
@@ -93,6 +97,8 @@ def log(mapfiles: tuple[str, ...], **kw: Any) -> None:
 
 
 def _run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
+    from engine import logtool as lt  # loaded when the command runs, not at every start
+
     ops = [
         k
         for k in (

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,12 +17,12 @@ from ddfs.cli import fail, main
 from engine.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.errors import DdfsError
 from engine.mapfile import PHASE_NAMES, MapData, parse_mapfile
-from engine.mapgrid import make_grid
-from engine.mapheader import header_comments
-from engine.metadata.volume import P3, Plan
 from engine.numbers import format_size
-from engine.partitions import Partition
-from engine.progress import Rates, TierFigures, figures, format_range, tier_ranges
+
+if TYPE_CHECKING:  # the planner and the pictures load only when a command runs
+    from engine.metadata.volume import Plan
+    from engine.partitions import Partition
+    from engine.progress import Rates, TierFigures
 
 
 @dataclass
@@ -102,6 +102,8 @@ def map_command(
     the worst status inside each; with -o a PNG, SVG or HTML file (the HTML page reloads
     itself every --watch seconds while ddfs map rewrites it)."""
     from ddfs import mappicture
+    from engine.mapgrid import make_grid
+    from engine.metadata.volume import P3
 
     if width < 1 or (rows is not None and rows < 1):
         fail("--width and --rows must be at least 1.")
@@ -184,6 +186,9 @@ def summary_line(data: MapData) -> str:
 # ---------------------------------------------------------------------------------- status
 def rates_of(target: Target) -> Rates | None:
     """The rates a live mount reports, else those the rescuer keeps in the mapfile."""
+    from engine.mapheader import header_comments
+    from engine.progress import Rates
+
     st = target.mount_status
     if st is not None:
         return Rates(
@@ -200,6 +205,8 @@ def rates_of(target: Target) -> Rates | None:
 
 def collect(target: Target, plan: Plan | None) -> dict[str, Any]:
     """Everything ``ddfs status`` shows, as the JSON structure of ``--json``."""
+    from engine.progress import figures, tier_ranges
+
     data = target.data
     bm: BlockMap = data.bmap
     rates = rates_of(target)
@@ -232,6 +239,8 @@ def collect(target: Target, plan: Plan | None) -> dict[str, Any]:
 
 def status_lines(target: Target, plan: Plan | None) -> list[str]:
     """The human report, one line each."""
+    from engine.progress import format_range
+
     info = collect(target, plan)
     b = info["bytes"]
 

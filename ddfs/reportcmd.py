@@ -45,14 +45,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from ddfs.cli import PROG, fail, main
-from engine.damage.model import Entry, MetaHit
-from engine.damage.report import PartitionReport, Report, build_report
 from engine.errors import DdfsError
+
+if TYPE_CHECKING:  # the filesystem walkers load only when the command runs
+    from engine.damage.model import Entry, MetaHit
+    from engine.damage.report import PartitionReport, Report
 
 
 class ReportCommand(click.Command):
@@ -81,6 +83,8 @@ def report(image: str, mapfile: str, as_json: bool) -> None:
     extent); and the filesystem structures hit. Exit status 0 when the report is made.
     """
     try:
+        from engine.damage.report import build_report
+
         result = build_report(image, mapfile)
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)

@@ -85,7 +85,7 @@ def _domain(path: str | None) -> list[tuple[int, int]] | None:
 @click.option("--domain", metavar="DOMAIN.map", help="grey out what is outside its + blocks")
 @click.option("--width", default=64, show_default=True, help="cells per row")
 @click.option("--rows", type=int, default=None, help="rows of cells [width / 2]")
-@click.option("--image", metavar="IMAGE", help="the image: outline partitions, mark metadata")
+@click.option("--image", metavar="IMAGE", help="the image: outline partitions and filesystem tiers")
 @click.option("--watch", type=float, default=0, help="redraw every N seconds until Ctrl-C")
 @click.option("--colour/--no-colour", default=None, help="terminal colours [when a tty]")
 def map_command(
@@ -103,7 +103,7 @@ def map_command(
     itself every --watch seconds while ddfs map rewrites it)."""
     from ddfs import mappicture
     from engine.mapgrid import make_grid
-    from engine.metadata.volume import P3
+    from engine.metadata.volume import P3, P4
 
     if width < 1 or (rows is not None and rows < 1):
         fail("--width and --rows must be at least 1.")
@@ -123,7 +123,9 @@ def map_command(
                 rows,
                 dom,
                 [(p.start, p.end, f"p{p.number}") for p in parts],
-                plan.ranges(P3) if plan is not None else None,
+                None
+                if plan is None
+                else [("metadata", plan.ranges(P3)), ("used data", plan.ranges(P4, P4))],
             )
             title = f"ddfs map of {target.mapfile}"
             if kind is None:

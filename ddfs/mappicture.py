@@ -1,6 +1,6 @@
 """Drawing a :class:`~engine.mapgrid.Grid`: PNG (Pillow), SVG, a self-refreshing HTML page and
 coloured block characters for a terminal. Colours and legend are ddrescueview's; partitions
-are outlined in white and cells holding filesystem metadata carry a small white mark."""
+are outlined in white, the filesystem tiers (metadata magenta, used data cyan) inside them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from engine.mapgrid import COLOURS, LEGEND, OUTSIDE, Grid
 CELL = 12  # pixels per cell side in PNG and SVG
 GAP = 1
 OUTLINE = (255, 255, 255)
+TIER_OUTLINES = {"metadata": (255, 0, 255), "used data": (0, 255, 255)}
 LEGEND_HEIGHT = 22
 
 
@@ -30,19 +31,19 @@ def cell_origin(grid: Grid, index: int) -> tuple[int, int]:
     return col * CELL, LEGEND_HEIGHT + row * CELL
 
 
-def _borders(grid: Grid) -> Iterator[tuple[int, int, int, int]]:
-    """Line segments ``(x1, y1, x2, y2)`` between cells of different partitions."""
+def _borders(grid: Grid, labels: list[str]) -> Iterator[tuple[int, int, int, int]]:
+    """Line segments ``(x1, y1, x2, y2)`` around the cells of each label (partitions, tiers)."""
     n = len(grid.cells)
     for i in range(n):
-        label = grid.labels[i]
+        label = labels[i]
         if not label:
             continue
         x, y = cell_origin(grid, i)
         row, col = divmod(i, grid.columns)
-        left = grid.labels[i - 1] if col > 0 else None
-        right = grid.labels[i + 1] if col + 1 < grid.columns and i + 1 < n else None
-        up = grid.labels[i - grid.columns] if row > 0 else None
-        down = grid.labels[i + grid.columns] if i + grid.columns < n else None
+        left = labels[i - 1] if col > 0 else None
+        right = labels[i + 1] if col + 1 < grid.columns and i + 1 < n else None
+        up = labels[i - grid.columns] if row > 0 else None
+        down = labels[i + grid.columns] if i + grid.columns < n else None
         if left != label:
             yield x, y, x, y + CELL
         if right != label:
@@ -68,12 +69,18 @@ def png(grid: Grid, path: str) -> None:
         draw.rectangle((x, 5, x + 11, 16), fill=COLOURS[st])
         draw.text((x + 15, 5), LEGEND[st], fill=(255, 255, 255))
         x += 20 + 7 * len(LEGEND[st])
+    for name, colour in (*TIER_OUTLINES.items(), ("partition", OUTLINE)):
+        draw.rectangle((x, 5, x + 11, 16), outline=colour)
+        draw.text((x + 15, 5), name, fill=(255, 255, 255))
+        x += 20 + 7 * len(name)
     for i, st in enumerate(grid.cells):
         cx, cy = cell_origin(grid, i)
         draw.rectangle((cx, cy, cx + CELL - 1 - GAP, cy + CELL - 1 - GAP), fill=COLOURS[st])
-        if grid.marks[i]:
-            draw.rectangle((cx + 1, cy + 1, cx + 3, cy + 3), fill=OUTLINE)
-    for x1, y1, x2, y2 in _borders(grid):
+    for name, colour in TIER_OUTLINES.items():
+        tier_cells = [t if t == name else "" for t in grid.tiers]
+        for x1, y1, x2, y2 in _borders(grid, tier_cells):
+            draw.line((x1, y1, x2, y2), fill=colour, width=1)
+    for x1, y1, x2, y2 in _borders(grid, grid.labels):
         draw.line((x1, y1, x2, y2), fill=OUTLINE, width=1)
     img.save(path, "PNG")
 
@@ -95,15 +102,26 @@ def svg(grid: Grid, title: str = "") -> str:
             f'fill="#ffffff">{LEGEND[st]}</text>'
         )
         x += 20 + 7 * len(LEGEND[st])
+    for name, colour in (*TIER_OUTLINES.items(), ("partition", OUTLINE)):
+        out.append(
+            f'<rect x="{x}" y="5" width="11" height="11" fill="none" stroke="{_hex(colour)}"/>'
+        )
+        out.append(
+            f'<text x="{x + 15}" y="15" font-family="sans-serif" font-size="11" '
+            f'fill="#ffffff">{name}</text>'
+        )
+        x += 20 + 7 * len(name)
     side = CELL - GAP
     for i, st in enumerate(grid.cells):
         cx, cy = cell_origin(grid, i)
         out.append(
             f'<rect x="{cx}" y="{cy}" width="{side}" height="{side}" fill="{_hex(COLOURS[st])}"/>'
         )
-        if grid.marks[i]:
-            out.append(f'<rect x="{cx + 1}" y="{cy + 1}" width="3" height="3" fill="#ffffff"/>')
-    for x1, y1, x2, y2 in _borders(grid):
+    for name, colour in TIER_OUTLINES.items():
+        tier_cells = [t if t == name else "" for t in grid.tiers]
+        for x1, y1, x2, y2 in _borders(grid, tier_cells):
+            out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{_hex(colour)}"/>')
+    for x1, y1, x2, y2 in _borders(grid, grid.labels):
         out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#ffffff"/>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

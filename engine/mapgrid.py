@@ -46,7 +46,7 @@ class Grid:
     columns: int
     cells: list[str]
     labels: list[str]
-    marks: list[bool]  # the cell holds filesystem metadata
+    tiers: list[str]  # the filesystem tier the cell holds ("metadata", "used data" or "")
 
     @property
     def rows(self) -> int:
@@ -84,12 +84,12 @@ def make_grid(
     rows: int | None = None,
     domain: list[tuple[int, int]] | None = None,
     areas: list[tuple[int, int, str]] | None = None,
-    metadata: list[tuple[int, int]] | None = None,
+    tiers: list[tuple[str, list[tuple[int, int]]]] | None = None,
 ) -> Grid:
     """A grid of ``columns`` columns (and ``rows`` rows, by default as many as the columns
     give a square-ish picture: at most ``columns`` x ``columns // 2`` cells, fewer for a small
-    map). ``areas`` are ``(start, end, label)`` outlined areas (partitions); ``metadata`` the
-    ranges whose cells get a mark."""
+    map). ``areas`` are ``(start, end, label)`` outlined areas (partitions); ``tiers`` are
+    ``(name, ranges)`` filesystem tiers, the first named winning where they share a cell."""
     size = max(bmap.end, 1)
     if rows is None:
         rows = max(1, columns // 2)
@@ -101,8 +101,9 @@ def make_grid(
     for start, end, label in areas or []:
         for i in range(start // cell_size, min(-(-end // cell_size), count)):
             labels[i] = label
-    marks = [False] * count
-    for start, end in metadata or []:
-        for i in range(start // cell_size, min(-(-end // cell_size), count)):
-            marks[i] = True
-    return Grid(size, cell_size, columns, cells, labels, marks)
+    tier_of = [""] * count
+    for name, ranges in reversed(tiers or []):
+        for start, end in ranges:
+            for i in range(start // cell_size, min(-(-end // cell_size), count)):
+                tier_of[i] = name
+    return Grid(size, cell_size, columns, cells, labels, tier_of)

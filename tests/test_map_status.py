@@ -18,6 +18,8 @@ from ddfs.mappicture import CELL, cell_origin
 from engine.blockmap import BlockMap
 from engine.mapfile import parse_mapfile
 from engine.mapgrid import COLOURS, OUTSIDE, make_grid, worst_per_cell
+from engine.metadata.offline import plan_image
+from engine.metadata.volume import P3, P4
 from engine.progress import Rates, figures, format_range, subtract, tier_ranges
 from tests.conftest import run_ddfs
 from tests.fsimages import gpt_ext4_disk
@@ -183,9 +185,13 @@ def test_map_outlines_partitions(tmp_path: Path) -> None:
     img = Image.open(png).convert("RGB")
     x, y = cell_origin(grid, first)
     assert img.getpixel((x, y + CELL // 2)) == (255, 255, 255)  # the partition's left border
-    sb = (start + 1024) // grid.cell_size  # the superblock's cell carries the metadata mark
-    sx, sy = cell_origin(grid, sb)
-    assert img.getpixel((sx + 2, sy + 2)) == (255, 255, 255)
+    plan, _ = plan_image(str(out), _bmap(mapf))
+    tiers = [("metadata", plan.ranges(P3)), ("used data", plan.ranges(P4, P4))]
+    grid = make_grid(_bmap(mapf), columns=32, tiers=tiers)
+    assert grid.tiers[(start + 1024) // grid.cell_size] == "metadata"  # the superblock
+    assert "used data" in grid.tiers
+    colours = {img.getpixel((x, y)) for x in range(img.width) for y in range(22, img.height)}
+    assert (255, 0, 255) in colours and (0, 255, 255) in colours  # both tiers outlined
 
 
 def test_status_of_a_mapfile(tmp_path: Path) -> None:

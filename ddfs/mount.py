@@ -165,20 +165,20 @@ def _untried(view: View, pos: int, size: int) -> bool:
 
 
 class LoopDevices:
-    """``--loop``: ``image`` and each partition file attached read-only as loop devices.
+    """``--loop``: ``image`` and each partition file attached as loop devices, read-only
+    unless the mount has an overlay (then writes through them go to the overlay).
 
     One loop device per file (rather than ``losetup -P``) works on every kernel, including
     those built without partition-table parsing, and maps each partition to a device name.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, writable: bool = False) -> None:
         self.devices: dict[str, str] = {}
+        self.argv = ["losetup", "-f", "--show"] if writable else ["losetup", "-r", "-f", "--show"]
 
     async def attach(self, path: str) -> None:
         res = await trio.to_thread.run_sync(
-            lambda: subprocess.run(
-                ["losetup", "-r", "-f", "--show", path], capture_output=True, text=True
-            )
+            lambda: subprocess.run([*self.argv, path], capture_output=True, text=True)
         )
         if res.returncode != 0:
             sys.stderr.write(f"ddfs: losetup {path} failed: {res.stderr.strip()}\n")
@@ -215,7 +215,7 @@ async def _serve(
     fuse_opts: set[str],
 ) -> None:
     ops = Operations(view, reader)
-    loop = LoopDevices()
+    loop = LoopDevices(writable=mopts.overlay is not None)
     pyfuse3.init(ops, mountpoint, fuse_opts)
     try:
         async with trio.open_nursery() as nursery:

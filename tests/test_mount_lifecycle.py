@@ -143,3 +143,33 @@ def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
         sim.stop()  # the hung read returns (with an error) and ddfs can end
         assert m.wait(30) == -signal.SIGTERM, m.stderr()
     assert not is_mounted(mnt)
+
+
+def test_loop_devices_are_writable_with_an_overlay(tmp_path: Path) -> None:
+    """``--loop --overlay``: a write through the partition's loop device goes to the overlay;
+    OUTFILE keeps the rescued bytes."""
+    disk = tmp_path / "disk.img"
+    make_disk(disk, LAYOUTS["mbr with logicals"])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    out, ov = tmp_path / "out", tmp_path / "disk.ov"
+    argv = ["-q", "--loop", "--overlay", str(ov)]
+    with live_mount(disk, out, tmp_path / "map", mnt, *argv) as m:
+        wait_for(lambda: m.stderr().count("attached as") >= 5, 30, "loop devices")
+        wait_for(lambda: status(mnt)["phase"] == "finished", 30, "rescue did not finish")
+        names = dict(
+            line.split(" attached as ")
+            for line in m.stderr().replace("ddfs: ", "").splitlines()
+            if "attached as" in line
+        )
+        with open(names["p5"], "r+b") as dev:
+            dev.write(b"repaired" * 64)
+            dev.flush()
+            os.fsync(dev.fileno())
+        with open(mnt / "p5", "rb") as fh:
+            assert fh.read(512) == b"repaired" * 64
+        m.proc.send_signal(signal.SIGTERM)  # detaches the devices, commits, unmounts
+        assert m.wait(30) == -signal.SIGTERM, m.stderr()
+    assert out.read_bytes()[18 << 20 : (18 << 20) + 512] == disk.read_bytes()[18 << 20 :][:512]
+    listing = run_ddfs("overlay", str(ov), "--list").stdout
+    assert "01200000" in listing.upper(), listing

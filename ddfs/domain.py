@@ -50,7 +50,6 @@ def run_domain(
     for start, end in plan.ranges(hi, lo):
         dom.set_status(start, min(end, size) - start, "+")
     header = format_header(" ".join(sys.argv), None, None, f"Domain: tier {tier}")
-    header = header.encode("latin-1", "replace").decode("latin-1")  # comments only
     save_mapfile(domain_path, iter_mapfile_text(dom, 0, "+", 1, header))
     if not opts.quiet:
         print(plan_summary(plan))

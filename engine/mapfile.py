@@ -290,7 +290,10 @@ def format_header(
     message: str,
     tool: str = "ddfs",
 ) -> str:
-    """The comment lines ddrescue writes before the status line."""
+    """The comment lines ddrescue writes before the status line.
+
+    They are comments only, so a name Latin-1 cannot hold (a path in another script, a
+    surrogate from undecodable bytes) shows as ``?`` rather than stop the map being saved."""
     lines = [f"# Mapfile. Created by {tool} {__version__} (GNU ddrescue {DDRESCUE_VERSION} format)"]
     if command_line is not None:
         lines.append(f"# Command line: {command_line}")
@@ -300,7 +303,8 @@ def format_header(
         lines.append(f"# Current time: {_stamp(current_time)}")
     if message:
         lines.append(f"# {message}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _stamp(t: float) -> str:

@@ -49,7 +49,6 @@ class ModeBook:
             return
         self.before_save()
         header = format_header(self.opts.command_line, self.start_time, time.time(), message)
-        header = header.encode("latin-1", "replace").decode("latin-1")  # comments only
         text = iter_mapfile_text(
             self.bmap, self.current_pos, self.status, self.current_pass, header
         )

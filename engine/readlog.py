@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from engine import DDRESCUE_VERSION, __version__
+from engine.runlogs import close_log, file_header
 
 
 class ReadLog:
@@ -14,12 +12,8 @@ class ReadLog:
         self._fh = open(path, "w", encoding="ascii", errors="replace")  # noqa: SIM115
         self._last_was_read = False
         self._last_mark = 0
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self._fh.write(
-            f"# Reads Logfile. Created by ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION}"
-            f" format)\n# Command line: {command_line}\n# Start time:   {stamp}\n"
-            "#  Ipos       Size  Copied_size  Error_size\n"
-        )
+        self._fh.write(file_header("Reads Logfile", command_line))
+        self._fh.write("#  Ipos       Size  Copied_size  Error_size\n")
 
     @staticmethod
     def _t(seconds: float) -> str:
@@ -42,6 +36,4 @@ class ReadLog:
         self._last_was_read = True
 
     def close(self) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self._fh.write(f"# End time:     {stamp}\n")
-        self._fh.close()
+        close_log(self._fh)

@@ -280,10 +280,7 @@ class Rescuer:
         header = format_header(self.opts.command_line, self.start_time, time.time(), self.message)
         if self.identity_line:
             header += self.identity_line + "\n"
-        header += self.measured_rates().line() + "\n"
-        # comments only: a name that Latin-1 cannot hold (a path in another script, a
-        # surrogate from undecodable bytes) must not stop the map from being saved
-        return header.encode("latin-1", "replace").decode("latin-1")
+        return header + self.measured_rates().line() + "\n"
 
     def measured_rates(self) -> Rates:
         """The rates as measured so far (kept in the mapfile for ``ddfs status``)."""

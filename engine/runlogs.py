@@ -38,7 +38,8 @@ def file_header(kind: str, command_line: str) -> str:
     )
 
 
-def _close(fh: TextIO) -> None:
+def close_log(fh: TextIO) -> None:
+    """The last line of every log, then close it."""
     fh.write(f"# End time:     {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     fh.close()
 
@@ -65,7 +66,7 @@ class EventLog:
         self._fh.write(f"{dhms(elapsed):>14}  {percent}  End of run (0x{pos:08X}  {name})\n")
 
     def close(self) -> None:
-        _close(self._fh)
+        close_log(self._fh)
 
 
 class RateLog:
@@ -88,4 +89,4 @@ class RateLog:
             )
 
     def close(self) -> None:
-        _close(self._fh)
+        close_log(self._fh)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.runlogs import close_log, file_header
+from engine.runlogs import close_log, dhms, file_header
 
 
 class ReadLog:
@@ -15,23 +15,17 @@ class ReadLog:
         self._fh.write(file_header("Reads Logfile", command_line))
         self._fh.write("#  Ipos       Size  Copied_size  Error_size\n")
 
-    @staticmethod
-    def _t(seconds: float) -> str:
-        from engine.numbers import format_time
-
-        return format_time(seconds)
-
     def phase(self, message: str, elapsed: float) -> None:
         if self._last_was_read:
             self._fh.write("\n")
-        self._fh.write(f"# {self._t(elapsed)}  {message}\n")
+        self._fh.write(f"# {dhms(int(elapsed))}  {message}\n")
         self._last_was_read = False
         self._last_mark = int(elapsed)
 
     def read(self, pos: int, size: int, copied: int, error: int, elapsed: float) -> None:
         if int(elapsed) > self._last_mark:
             self._last_mark = int(elapsed)
-            self._fh.write(f"# {self._t(elapsed)}\n")
+            self._fh.write(f"# {dhms(int(elapsed))}\n")
         self._fh.write(f"0x{pos:08X}\t{size}\t{copied}\t{error}\n")
         self._last_was_read = True
 

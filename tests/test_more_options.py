@@ -524,3 +524,24 @@ def test_mount_ask_declined(tmp_path: Path, infile: Path) -> None:
     assert "Proceed (y/N)? " in r.stdout
     assert not (tmp_path / "o").exists() and not (tmp_path / "m").exists()
     assert not os.path.ismount(mnt)
+
+
+def test_log_times_past_a_minute(tmp_path: Path) -> None:
+    """The logs write run times as ddrescue's loggers do (``1m:05s``, ``1h:00m:00s``), not as
+    the status screen does (``1m  5s``)."""
+    from engine.readlog import ReadLog
+    from engine.runlogs import dhms
+
+    assert [dhms(t) for t in (5, 65, 3600, 90061)] == [
+        "5s",
+        "1m:05s",
+        "1h:00m:00s",
+        "1d:01h:01m:01s",
+    ]
+    log = ReadLog(str(tmp_path / "reads.log"), "ddfs rescue x y")
+    log.phase("Copying non-tried blocks... Pass 1 (forwards)", 65.4)
+    log.read(0, 512, 512, 0, 130.0)
+    log.close()
+    lines = (tmp_path / "reads.log").read_text().splitlines()
+    assert "# 1m:05s  Copying non-tried blocks... Pass 1 (forwards)" in lines
+    assert "# 2m:10s" in lines

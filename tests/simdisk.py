@@ -213,11 +213,18 @@ def read_stats(disk: StrPath) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ loop devices
 @contextmanager
-def loop_device(path: StrPath, read_only: bool = True) -> Iterator[str]:
-    """Attach ``path`` to a free loop device (``losetup -r -f --show``); detach on exit."""
+def loop_device(
+    path: StrPath, read_only: bool = True, offset: int = 0, size: int = 0
+) -> Iterator[str]:
+    """Attach ``path`` (from ``offset``, ``size`` bytes if given) to a free loop device
+    (``losetup -r -f --show``); detach on exit."""
     argv = ["losetup", "-f", "--show", os.fspath(path)]
     if read_only:
         argv.insert(1, "-r")
+    if offset:
+        argv[1:1] = ["-o", str(offset)]
+    if size:
+        argv[1:1] = ["--sizelimit", str(size)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30)
     dev = out.stdout.strip()
     try:

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,7 @@ import pytest
 
 from tests.fsimages import gpt_ext4_disk
 from tests.oracle import MiB, write_test_map
-from tests.simdisk import abort_fuse, is_mounted, simulated_disk
+from tests.simdisk import abort_fuse, is_mounted, loop_device, simulated_disk
 
 GUIDE = Path(
     os.environ.get("DDFS_GUIDE") or Path(__file__).resolve().parent.parent / "docs" / "guide.md"
@@ -80,22 +80,6 @@ def test_guide_has_runnable_blocks() -> None:
 
 
 # ---------------------------------------------------------------------------------- test bed
-def _losetup(*args: str) -> str:
-    out = subprocess.run(
-        ["losetup", "-f", "--show", *args], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
-
-
-@contextmanager
-def _loop(*args: str) -> Iterator[str]:
-    dev = _losetup(*args)
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
-
-
 def _build_disk(path: Path, work: Path) -> None:
     tree = work / "tree"
     (tree / "docs").mkdir(parents=True)
@@ -124,13 +108,11 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         sim1 = stack.enter_context(simulated_disk(disk, root / "sim1", root / "bad.map"))
         sim2 = stack.enter_context(simulated_disk(disk, root / "sim2", root / "bad2.map"))
         cast = {
-            "/dev/sdX1": stack.enter_context(
-                _loop("-r", "-o", str(P1_START), "--sizelimit", str(P1_SIZE), sim1)
-            ),
-            "/dev/sdX": stack.enter_context(_loop("-r", sim1)),
-            "/dev/sdZ": stack.enter_context(_loop("-r", sim2)),
-            "/dev/sdY": stack.enter_context(_loop(str(spare))),
-            "/dev/sr0": stack.enter_context(_loop("-r", str(cd))),
+            "/dev/sdX1": stack.enter_context(loop_device(sim1, offset=P1_START, size=P1_SIZE)),
+            "/dev/sdX": stack.enter_context(loop_device(sim1)),
+            "/dev/sdZ": stack.enter_context(loop_device(sim2)),
+            "/dev/sdY": stack.enter_context(loop_device(spare, read_only=False)),
+            "/dev/sr0": stack.enter_context(loop_device(cd)),
             "@root": str(root),
         }
         yield cast

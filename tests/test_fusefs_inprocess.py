@@ -8,6 +8,7 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pyfuse3
@@ -15,6 +16,7 @@ import pytest
 import trio
 
 from ddfs.fusefs import Operations
+from ddfs.overlay import Overlay
 from ddfs.reader import ImageReader
 from ddfs.view import IMAGE_INODE, ROOT_INODE, View
 from engine.mapfile import parse_mapfile_text
@@ -27,26 +29,31 @@ pytestmark = pytest.mark.fuse
 run_io = functools.partial(trio.to_thread.run_sync, abandon_on_cancel=True)
 
 
-@pytest.fixture
-async def mounted(tmp_path: Path, random_file) -> AsyncIterator[tuple[Path, Path, Operations]]:
-    infile = random_file(8 << 20)
+@asynccontextmanager
+async def mount_in_process(
+    tmp_path: Path, infile: Path, overlay: str | None = None
+) -> AsyncIterator[tuple[Path, Operations]]:
+    """The engine thread on ``infile`` (test map :data:`TESTMAP`) and the FUSE adapter mounted
+    in this process at ``tmp_path/mnt``: read-only, or writable into ``overlay``."""
     (tmp_path / "tm").write_text(TESTMAP)
     opts = RescueOptions(test_map=str(tmp_path / "tm"))
     r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
     sched = Scheduler(r)
     engine = threading.Thread(target=sched.run)
     engine.start()
-    view = View(sched, r.source.size)
-    reader = ImageReader(view, str(tmp_path / "out"), timeout=5)
+    ov = Overlay.open(overlay, r.source.size) if overlay is not None else None
+    view = View(sched, r.source.size, writable=ov is not None)
+    view.overlay = ov
+    reader = ImageReader(view, str(tmp_path / "out"), timeout=5, overlay=ov)
     ops = Operations(view, reader)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    pyfuse3.init(ops, str(mnt), {"fsname=ddfs-test", "ro"})
+    pyfuse3.init(ops, str(mnt), {"fsname=ddfs-test"} | (set() if ov else {"ro"}))
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pyfuse3.main)
             try:
-                yield mnt, infile, ops
+                yield mnt, ops
             finally:
                 pyfuse3.terminate()
     finally:
@@ -54,10 +61,19 @@ async def mounted(tmp_path: Path, random_file) -> AsyncIterator[tuple[Path, Path
         sched.stop()
         await run_io(engine.join)
         reader.close()
+        if ov is not None:
+            ov.close()
         r.close()
         r.source.close()
         r.output.close()
     assert not os.path.ismount(mnt)
+
+
+@pytest.fixture
+async def mounted(tmp_path: Path, random_file) -> AsyncIterator[tuple[Path, Path, Operations]]:
+    infile = random_file(8 << 20)
+    async with mount_in_process(tmp_path, infile) as (mnt, ops):
+        yield mnt, infile, ops
 
 
 async def test_reads_in_process(mounted: tuple[Path, Path, Operations]) -> None:

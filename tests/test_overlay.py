@@ -9,11 +9,9 @@ import functools
 import json
 import os
 import stat
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pyfuse3
 import pytest
 import trio
 
@@ -24,10 +22,8 @@ from ddfs.reader import ImageReader, Unreadable
 from ddfs.view import View
 from engine.errors import DdfsError
 from engine.mapfile import parse_mapfile
-from engine.options import RescueOptions
-from engine.scheduler import Scheduler
-from engine.setup import prepare
-from tests.test_view import BAD, TESTMAP, engine
+from tests.test_fusefs_inprocess import mount_in_process
+from tests.test_view import BAD, engine
 
 SIZE = 1 << 20
 run_io = functools.partial(trio.to_thread.run_sync, abandon_on_cancel=True)
@@ -232,37 +228,8 @@ async def test_reader_layers_and_partial_sector_writes(tmp_path: Path, random_fi
 @pytest.fixture
 async def mounted_rw(tmp_path: Path, random_file) -> AsyncIterator[tuple[Path, Path, Operations]]:
     infile = random_file(8 << 20)
-    (tmp_path / "tm").write_text(TESTMAP)
-    opts = RescueOptions(test_map=str(tmp_path / "tm"))
-    r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
-    sched = Scheduler(r)
-    thread = threading.Thread(target=sched.run)
-    thread.start()
-    ov = Overlay.open(str(tmp_path / "ov"), r.source.size)
-    view = View(sched, r.source.size, writable=True)
-    view.overlay = ov
-    reader = ImageReader(view, str(tmp_path / "out"), timeout=5, overlay=ov)
-    ops = Operations(view, reader)
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    pyfuse3.init(ops, str(mnt), {"fsname=ddfs-test"})
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pyfuse3.main)
-            try:
-                yield mnt, infile, ops
-            finally:
-                pyfuse3.terminate()
-    finally:
-        pyfuse3.close(unmount=True)
-        sched.stop()
-        await run_io(thread.join)
-        reader.close()
-        ov.close()
-        r.close()
-        r.source.close()
-        r.output.close()
-    assert not os.path.ismount(mnt)
+    async with mount_in_process(tmp_path, infile, str(tmp_path / "ov")) as (mnt, ops):
+        yield mnt, infile, ops
 
 
 @pytest.mark.fuse

@@ -15,7 +15,7 @@ from engine.metadata.through import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
 from engine.rescuer import Rescuer, Stop
 from engine.setup import Declined, NothingToDo, prepare
-from engine.status import StatusScreen
+from engine.status import StatusScreen, version_line
 
 
 def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:
@@ -102,10 +102,7 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
 
 def ask_user(summary: str) -> bool:
     """``--ask``: show the summary and read one answer; only one starting with y proceeds."""
-    from engine import DDRESCUE_VERSION, __version__
-
-    sys.stdout.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
-    sys.stdout.write(summary + "Proceed (y/N)? ")
+    sys.stdout.write(version_line() + summary + "Proceed (y/N)? ")
     sys.stdout.flush()
     answer = sys.stdin.readline()
     return answer[:1].lower() == "y"

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from engine.rescuer import Rescuer
 
 
+def version_line() -> str:
+    """The first line of the screen, as ddrescue starts with its name and version."""
+    from engine import DDRESCUE_VERSION, __version__
+
+    return f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n"
+
+
 def pct(part: int, whole: int) -> str:
     """Percentage with two decimals, truncated as ddrescue does."""
     if whole <= 0:
@@ -128,10 +135,8 @@ class StatusScreen:
     def start(self, r: Rescuer, existed: bool) -> None:
         if self.quiet:
             return
-        from engine import DDRESCUE_VERSION, __version__
-
         if not r.opts.ask:  # --ask showed the version line and the summary already
-            self.out.write(f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n")
+            self.out.write(version_line())
         if r.opts.verbosity and not r.opts.ask:
             size = sum(b - a for a, b in r.whole_domain)
             ipos = r.domain_start

@@ -23,7 +23,7 @@ from engine.metadata.volume import P3, P4
 from engine.progress import Rates, figures, format_range, subtract, tier_ranges
 from tests.conftest import run_ddfs
 from tests.fsimages import gpt_ext4_disk
-from tests.mountproc import live_mount, wait_for
+from tests.mountproc import live_mount, status, wait_for
 from tests.oracle import DDFS, MiB, make_input, parse_map, write_map, write_test_map
 
 #: 64 cells of 16 KiB over 1 MiB: each status in known cells
@@ -255,6 +255,15 @@ def test_status_and_map_of_a_live_mount(tmp_path: Path) -> None:
         st = json.loads(r.stdout)
         assert st["ondemand"] is not None and st["ondemand"]["reads"] >= 1
         assert st["size"] == size and st["tiers"][0]["name"] == "metadata"
+        # status.json itself: the tiers with their remaining-time ranges, and the rates
+        wait_for(lambda: status(mnt)["tiers"], 30, "no tiers in status.json")
+        live = status(mnt)
+        assert [t["tier"] for t in live["tiers"]] == ["metadata", "used data", "free space"]
+        for t in live["tiers"]:
+            assert {"eta_low", "eta_high", "to_read", "finished", "size"} <= set(t)
+            if t["eta_low"] is not None and t["eta_high"] is not None:
+                assert t["eta_low"] <= t["eta_high"]
+        assert "error_read_seconds" in live and "ondemand" in live
         watcher = subprocess.Popen(
             [DDFS, "map", str(mnt), "-o", str(page), "--watch", "0.5"],
             stdout=subprocess.DEVNULL,

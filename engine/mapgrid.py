@@ -52,9 +52,6 @@ class Grid:
     def rows(self) -> int:
         return -(-len(self.cells) // self.columns)
 
-    def cell_of(self, pos: int) -> int:
-        return min(pos // self.cell_size, len(self.cells) - 1)
-
 
 def worst_per_cell(
     bmap: BlockMap, domain: list[tuple[int, int]] | None, cell_size: int, count: int

@@ -56,11 +56,6 @@ class RateClock:
     def add_error(self, size: int) -> None:
         self.error_sum += size
 
-    def stop_slow_checks(self) -> None:
-        """After copying pass 2 slow reads no longer count."""
-        if self.min_read_rate is not None:
-            self.min_read_rate = -1
-
     def block_changed(self) -> None:
         """A copying pass moved to another block: the slow streak starts afresh."""
         self.current_slow = False

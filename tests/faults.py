@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.fsimages import merge
 from tests.oracle import parse_map
 from tests.simdisk import StrPath, abort_fuse, is_mounted
 
@@ -123,16 +124,6 @@ def ranges_of(mapfile: StrPath, statuses: str) -> list[Range]:
                 out[-1] = (out[-1][0], pos + size)
             else:
                 out.append((pos, pos + size))
-    return out
-
-
-def merge(ranges: Sequence[Range]) -> list[Range]:
-    out: list[Range] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
     return out
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import map_lines
-from tests.faults import check_map_claims, ddrescuelog_accepts, kill9, merge, ranges_of
+from tests.faults import check_map_claims, ddrescuelog_accepts, kill9, ranges_of
+from tests.fsimages import merge
 from tests.mountproc import status
 from tests.oracle import write_test_map
 from tests.simdisk import ddfs_argv, is_mounted, simulated_disk

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import check_map_claims, ddrescuelog_accepts, leftover_processes, merge, ranges_of
+from tests.faults import check_map_claims, ddrescuelog_accepts, leftover_processes, ranges_of
+from tests.fsimages import merge
 from tests.mountproc import live_mount, status, wait_for
 from tests.oracle import write_test_map
 from tests.simdisk import is_mounted, simulated_disk

@@ -596,12 +596,12 @@ class Rescuer:
                 return
             if timed:
                 self.readlog.read(pos, size, size, 0, time.time() - self.start_time)  # type: ignore[union-attr]
+            self.good_bytes += size  # the rates count a read when it is made
             if per_read:
                 if preview:
                     self.preview = (pos, bytes(piece[:preview]))
                 if self.opts.verify_on_error and pos % self.ss == 0:
                     self._voe = (pos, bytes(piece[: self.ss]))
-                self.good_bytes += size
                 self.last_read_pos = pos
                 try:
                     slow = self._sample()
@@ -615,8 +615,6 @@ class Rescuer:
                     read.slow = read.sampled = True
                     self._react(False, True)
                     return
-            else:
-                self.good_bytes += size
             blen += size
             self._pending_run = (bstart, blen)  # for an emergency save (flush_pending)
             nxt = pos + size

@@ -13,7 +13,7 @@ Two pairs of commands, each doing nothing but load the whole map and write it ou
   loads it, finds nothing to read and does its final save: the whole end-to-end cost of a
   resumed rescue with a big map.
 * ``log``: ``ddrescuelog -a +,+ MAP > NEW`` (a no-op status translation: load, write the whole
-  map) vs a Python child doing ``engine.mapfile.parse_mapfile`` then ``save_mapfile`` of
+  map) vs a Python child doing ``engine.map.mapfile.parse_mapfile`` then ``save_mapfile`` of
   ``iter_mapfile_text`` (the library path, without the rescue set-up).
 
 Every command runs as its own process under ``/usr/bin/time`` (wall time, CPU, peak RSS), the
@@ -56,7 +56,7 @@ VARIANTS = {"1TB": 10**12, "4GB": 4_000_000_000}
 LIBRARY_CHILD = """\
 import json, sys, time
 t0 = time.perf_counter()
-from engine.mapfile import format_header, iter_mapfile_text, parse_mapfile, save_mapfile
+from engine.map.mapfile import format_header, iter_mapfile_text, parse_mapfile, save_mapfile
 t1 = time.perf_counter()
 d = parse_mapfile(sys.argv[1])
 t2 = time.perf_counter()

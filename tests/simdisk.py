@@ -39,7 +39,7 @@ def ddfs_argv(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("ddfs")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from ddfs.cli import main; main()", *args]
+    return [sys.executable, "-c", "from ddfs.commands.cli import main; main()", *args]
 
 
 def have_fuse() -> bool:

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.blockmap import STATUSES, BlockMap
+from engine.map.blockmap import STATUSES, BlockMap
 
 
 def model_blocks(model: list[str]) -> list[tuple[int, int, str]]:

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddfs.failing_disk import FailingDisk, WeakArea, parse_hang, parse_weak
-from engine.blockmap import BlockMap
+from ddfs.simulate.disk import FailingDisk, WeakArea, parse_hang, parse_weak
 from engine.errors import DdfsError
-from engine.mapfile import parse_mapfile_text
+from engine.map.blockmap import BlockMap
+from engine.map.mapfile import parse_mapfile_text
 
 KiB = 1024
 MiB = 1024 * KiB

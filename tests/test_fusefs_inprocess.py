@@ -15,14 +15,14 @@ import pyfuse3
 import pytest
 import trio
 
-from ddfs.fusefs import Operations
-from ddfs.overlay import Overlay
-from ddfs.reader import ImageReader
-from ddfs.view import IMAGE_INODE, ROOT_INODE, View
-from engine.mapfile import parse_mapfile_text
+from ddfs.live.fusefs import Operations
+from ddfs.live.overlay import Overlay
+from ddfs.live.reader import ImageReader
+from ddfs.live.tree import IMAGE_INODE, ROOT_INODE, View
+from engine.map.mapfile import parse_mapfile_text
+from engine.ondemand.thread import Scheduler
 from engine.options import RescueOptions
-from engine.scheduler import Scheduler
-from engine.setup import prepare
+from engine.rescue.setup import prepare
 from tests.test_view import BAD, TESTMAP
 
 pytestmark = pytest.mark.fuse

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ddfs.mappicture import CELL, cell_origin
-from engine.blockmap import BlockMap
-from engine.mapfile import parse_mapfile
-from engine.mapgrid import COLOURS, OUTSIDE, make_grid, worst_per_cell
+from ddfs.draw.picture import CELL, cell_origin
+from engine.map.blockmap import BlockMap
+from engine.map.grid import COLOURS, OUTSIDE, make_grid, worst_per_cell
+from engine.map.mapfile import parse_mapfile
 from engine.metadata.offline import plan_image
 from engine.metadata.volume import P3, P4
-from engine.progress import Rates, figures, format_range, subtract, tier_ranges
+from engine.progress.figures import Rates, figures, format_range, subtract, tier_ranges
 from tests.conftest import run_ddfs
 from tests.fsimages import gpt_ext4_disk
 from tests.mountproc import live_mount, status, wait_for

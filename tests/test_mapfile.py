@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.blockmap import BlockMap
 from engine.errors import MapfileError
-from engine.mapfile import (
+from engine.map.blockmap import BlockMap
+from engine.map.mapfile import (
     iter_mapfile_text,
     mapfile_text,
     parse_mapfile,

@@ -1,4 +1,4 @@
-"""Hypothesis-generated mapfiles, valid and corrupted, for the parser (engine/mapfile.py).
+"""Hypothesis-generated mapfiles, valid and corrupted, for the parser (engine/map/mapfile.py).
 
 Valid maps come in every spelling ddrescue accepts: decimal, hex (either case) and octal
 numbers with an optional ``+``, CRLF line ends, blank and comment lines anywhere, leading blanks,
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import MapfileError
-from engine.mapfile import mapfile_text, parse_mapfile_text
+from engine.map.mapfile import mapfile_text, parse_mapfile_text
 from tests.conftest import run_ddfs
 from tests.faults import ddrescuelog_accepts, fingerprint
 

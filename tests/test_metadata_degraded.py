@@ -13,7 +13,7 @@ import pytest
 from engine.metadata.through import metadata_first
 from engine.metadata.volume import Plan
 from engine.options import RescueOptions
-from engine.setup import prepare
+from engine.rescue.setup import prepare
 from tests.fsimages import make_disk, place, populate_tree
 from tests.simdisk import simulated_disk
 from tests.test_metadata_ntfs import mkntfs, mounted_rw, populate

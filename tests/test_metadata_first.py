@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile
 from tests.conftest import run_ddfs, run_ddrescue
 from tests.mountproc import live_mount, status, wait_for
 from tests.simdisk import read_stats, simulated_disk
@@ -111,7 +111,7 @@ def test_replanning_after_the_tiers(tmp_path: Path, random_file) -> None:
     """After the tiers, the plan is made again; areas it newly finds (metadata unlocked by what
     the tiers rescued) are worked through before the normal schedule, until a fixed point."""
     from engine.options import RescueOptions
-    from engine.setup import prepare
+    from engine.rescue.setup import prepare
 
     infile = random_file(8 << 20)
     (tmp_path / "tm").write_text("0 + 1\n0 0x800000 +\n")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.identity import PREFIX, Identity
+from engine.rescue.identity import PREFIX, Identity
 from tests.oracle import (
     DDFS,
     DDRESCUE,
@@ -161,8 +161,8 @@ def test_verify_on_error_inconsistent(tmp_path: Path, infile: Path) -> None:
     """ddfs only (GNU ddrescue needs a disk that changes its data): the latest good sector
     reads back different, so the run stops with ddrescue's message and exit 1."""
     from engine.options import RescueOptions
-    from engine.rescuer import Read
-    from engine.setup import prepare
+    from engine.rescue.rescuer import Read
+    from engine.rescue.setup import prepare
 
     tmap = write_test_map(tmp_path / "t.map", SIZE, [(0x30000, 0x200)])
     opts = RescueOptions(verify_on_error=True, test_map=str(tmap), metadata_first=False)
@@ -529,8 +529,8 @@ def test_mount_ask_declined(tmp_path: Path, infile: Path) -> None:
 def test_log_times_past_a_minute(tmp_path: Path) -> None:
     """The logs write run times as ddrescue's loggers do (``1m:05s``, ``1h:00m:00s``), not as
     the status screen does (``1m  5s``)."""
-    from engine.readlog import ReadLog
-    from engine.runlogs import dhms
+    from engine.rescue.readlog import ReadLog
+    from engine.rescue.runlogs import dhms
 
     assert [dhms(t) for t in (5, 65, 3600, 90061)] == [
         "5s",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile
 from tests.conftest import map_lines, run_ddfs
 from tests.mountproc import live_mount, status, wait_for
 from tests.simdisk import is_mounted, loop_device, simulated_disk

@@ -1,5 +1,5 @@
-"""The copy-on-write overlay: the pure model (ddfs/overlay.py), the reader's layers and writes over
-a running engine, and the FUSE adapter mounted in the test process. No subprocess mounts here
+"""The copy-on-write overlay: the pure model (ddfs/live/overlay.py), the reader's layers and writes
+over a running engine, and the FUSE adapter mounted in the test process. No subprocess mounts here
 (those are in test_overlay_tools.py)."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import trio
 
-import ddfs.overlay as overlay_mod
-from ddfs.fusefs import Operations
-from ddfs.overlay import SECTOR, Overlay, apply_overlay, map_path, read_info
-from ddfs.reader import ImageReader, Unreadable
-from ddfs.view import View
+import ddfs.live.overlay as overlay_mod
+from ddfs.live.fusefs import Operations
+from ddfs.live.overlay import SECTOR, Overlay, apply_overlay, map_path, read_info
+from ddfs.live.reader import ImageReader, Unreadable
+from ddfs.live.tree import View
 from engine.errors import DdfsError
-from engine.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile
 from tests.test_fusefs_inprocess import mount_in_process
 from tests.test_view import BAD, engine
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from ddfs.overlay import SECTOR, Overlay, map_path
-from engine.mapfile import parse_mapfile
+from ddfs.live.overlay import SECTOR, Overlay, map_path
+from engine.map.mapfile import parse_mapfile
 from tests.conftest import run_ddfs
 from tests.fsimages import make_disk, place
 from tests.mountproc import live_mount, status, wait_for

@@ -1,4 +1,4 @@
-"""Partition tables read by engine.partitions, checked against sfdisk (the oracle)."""
+"""Partition tables read by engine.metadata.partitions, checked against sfdisk (the oracle)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.partitions import TableUnreadable, read_partitions
+from engine.metadata.partitions import TableUnreadable, read_partitions
 
 LAYOUTS = {
     "gpt": "label: gpt\n,16M,L\n,8M,L\n,,L\n",

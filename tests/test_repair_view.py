@@ -1,6 +1,6 @@
 """The repair view: backups served in place of lost primaries.
 
-The pure part (ddfs/repairview.py) is tested on real filesystem images made by mkntfs,
+The pure part (ddfs/live/repairview.py) is tested on real filesystem images made by mkntfs,
 mkfs.vfat, mkfs.exfat and sfdisk, read through a reader that pretends some sectors are bad.
 Then ``ddfs mount --repair-view`` over a ``ddfs simulate`` disk whose primary boot sectors are
 bad: ntfs-3g mounts the NTFS volume read-only and reads its files, fsck.vfat -n passes on the
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from ddfs.repairview import (
+from ddfs.live.repairview import (
     RepairView,
     Substitution,
     find_substitutions,
     primary_gpt_header,
 )
 from engine.metadata import ntfs
-from engine.partitions import Partition, read_partitions
+from engine.metadata.partitions import Partition, read_partitions
 from tests.fsimages import ImageReader, make_disk, place
 from tests.mountproc import live_mount, status, wait_for
 from tests.simdisk import simulated_disk

@@ -6,10 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from engine.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile
+from engine.ondemand.thread import Scheduler
 from engine.options import RescueOptions
-from engine.scheduler import Scheduler
-from engine.setup import prepare
+from engine.rescue.setup import prepare
 
 
 def slow_rescuer(tmp_path: Path, random_file, testmap: str, delay: float = 0.01):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.blockmap import BlockMap
 from engine.errors import FatalReadError
-from engine.source import FATAL_ERRNOS, Source, classify_error
+from engine.map.blockmap import BlockMap
+from engine.rescue.source import FATAL_ERRNOS, Source, classify_error
 
 
 @pytest.mark.parametrize("err", sorted(FATAL_ERRNOS))

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from ddfs.reader import ImageReader, Unreadable
-from ddfs.view import SequentialDetector, View
+from ddfs.live.reader import ImageReader, Unreadable
+from ddfs.live.tree import SequentialDetector, View
+from engine.metadata.partitions import Partition
+from engine.ondemand.thread import Scheduler
 from engine.options import RescueOptions
-from engine.partitions import Partition
-from engine.scheduler import Scheduler
-from engine.setup import prepare
+from engine.rescue.setup import prepare
 
 BAD = (0x400000, 0x10000)
 TESTMAP = "0 + 1\n0 0x400000 +\n0x400000 0x10000 -\n0x410000 0x3F0000 +\n"

@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engine.blockmap import BAD_SECTOR, FINISHED, BlockMap
-from engine.ranges import merge
+from engine.map.blockmap import BAD_SECTOR, FINISHED, BlockMap
+from engine.map.ranges import merge
 
 Span = tuple[int, int]  # (start, end), absolute disk bytes
 

@@ -1,9 +1,9 @@
 """The damage report of a whole image: partitions, each volume's filesystem scanned by its
 module, every entry and structure intersected with the map.
 
-:func:`build_report` reads the mapfile (``engine.mapfile``'s parser and errors), finds the
-partitions (``engine.partitions``; a bare filesystem when there is no table), probes each with
-the modules of :data:`MODULES` (ext, NTFS, exFAT, FAT, in the planner's order) and keeps:
+:func:`build_report` reads the mapfile (``engine.map.mapfile``'s parser and errors), finds the
+partitions (``engine.metadata.partitions``; a bare filesystem when there is no table), probes each
+with the modules of :data:`MODULES` (ext, NTFS, exFAT, FAT, in the planner's order) and keeps:
 
 * entries (files and directories) with bad or unrescued bytes, and entries whose extent is
   unknown or partial because their own metadata is unreadable;
@@ -27,9 +27,9 @@ from typing import Any
 from engine.damage import exfat, ext, fat, ntfs
 from engine.damage.model import KNOWN, Damage, Entry, ImageReader, MetaHit, VolumeReport, merge
 from engine.errors import DdfsError
-from engine.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile
+from engine.metadata.partitions import TableUnreadable, read_gpt, read_partitions
 from engine.metadata.volume import Plan, Volume
-from engine.partitions import TableUnreadable, read_gpt, read_partitions
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The stable JSON structure documented in :mod:`ddfs.reportcmd`."""
+        """The stable JSON structure documented in :mod:`ddfs.commands.report`."""
         return {
             "version": SCHEMA_VERSION,
             "image": self.image,

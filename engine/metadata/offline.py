@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
-from engine.blockmap import BlockMap
+from engine.map.blockmap import BlockMap
+from engine.metadata.partitions import Partition, TableUnreadable, read_partitions
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import Plan, Reader
-from engine.partitions import Partition, TableUnreadable, read_partitions
 
 
 def image_reader(fd: int, bmap: BlockMap) -> Reader:

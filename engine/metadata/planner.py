@@ -11,8 +11,8 @@ import logging
 from types import ModuleType
 
 from engine.metadata import exfat, ext, fat, ntfs
+from engine.metadata.partitions import TableUnreadable, read_partitions
 from engine.metadata.volume import P0, P3, Plan, Reader, Volume
-from engine.partitions import TableUnreadable, read_partitions
 
 log = logging.getLogger(__name__)
 

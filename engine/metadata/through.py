@@ -1,7 +1,7 @@
 """Planning through the engine: every byte the planner reads is rescued first.
 
 :func:`engine_reader` gives the planner a :data:`~engine.metadata.volume.Reader` whose reads
-go to the source through :meth:`engine.rescuer.Rescuer.read_urgent` (whole clusters, no
+go to the source through :meth:`engine.rescue.rescuer.Rescuer.read_urgent` (whole clusters, no
 scraping: a structure in a failed cluster is left for the fallbacks and the normal schedule),
 and then come back from the output. :func:`metadata_first` plans and hands the tiers to the
 rescuer, which works through them before its normal schedule.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, P4, Plan, Reader
-from engine.progress import figures, format_range, tier_ranges
-from engine.rescuer import Rescuer
+from engine.progress.figures import figures, format_range, tier_ranges
+from engine.rescue.rescuer import Rescuer
 
 EXT_MAGIC_AT = 1024 + 56
 SMALL = 16 * 1024  # structures up to this size get their own sectors retried

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.ranges import merge
+from engine.map.ranges import merge
 
 #: ``read(pos, size)``: the bytes of the disk, or None when they cannot be had (bad sector,
 #: not rescued within the budget). Positions are absolute disk positions.

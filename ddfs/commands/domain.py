@@ -1,0 +1,61 @@
+"""``ddfs domain``: write the metadata plan as a ddrescue domain mapfile (for ``ddrescue -m``).
+
+The planner reads through the engine exactly as ``ddfs rescue`` would (what it reads is rescued
+into OUTFILE and recorded in MAPFILE), then the chosen tiers are written as ``+`` blocks of a
+domain mapfile, everything else ``?``. A GNU ddrescue user can then run
+``ddrescue -m DOMAIN.map INFILE OUTFILE MAPFILE`` to rescue those areas first, the way
+ddru_ntfsbitmap is used for NTFS, for every filesystem ddfs knows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ddfs.commands.cli import fail
+from engine.errors import DdfsError
+from engine.map.blockmap import BlockMap
+from engine.map.mapfile import format_header, iter_mapfile_text, save_mapfile
+from engine.metadata.through import metadata_first, plan_summary
+from engine.metadata.volume import P3, P4
+from engine.options import RescueOptions
+from engine.rescue.rescuer import Stop
+from engine.rescue.setup import prepare
+
+TIERS = {"metadata": (0, P3), "used": (P4, P4), "all": (0, P4)}
+
+
+def run_domain(
+    infile: str, outfile: str, mapfile: str, domain_path: str, tier: str, opts: RescueOptions
+) -> int:
+    """Plan, save the rescue map, write the domain mapfile; return the exit status."""
+    try:
+        rescuer, _ = prepare(infile, outfile, mapfile, opts)
+    except DdfsError as exc:
+        fail(exc.message, exc.exit_code)
+    try:
+        plan = metadata_first(rescuer)
+    except (DdfsError, Stop) as exc:
+        rescuer.save(final=True)
+        fail(str(exc))
+    finally:
+        rescuer.close()
+    rescuer.save(final=True)
+    rescuer.source.close()
+    rescuer.output.close()
+    if plan is None:
+        fail("No partition table or known filesystem found; no domain written.")
+    lo, hi = TIERS[tier]
+    size = rescuer.bmap.end
+    dom = BlockMap(size)
+    for start, end in plan.ranges(hi, lo):
+        dom.set_status(start, min(end, size) - start, "+")
+    header = format_header(" ".join(sys.argv), None, None, f"Domain: tier {tier}")
+    save_mapfile(domain_path, iter_mapfile_text(dom, 0, "+", 1, header))
+    if not opts.quiet:
+        print(plan_summary(plan))
+        print(
+            f"{domain_path}: {dom.size_of('+')} bytes in {dom.count_of('+')} area(s) (tier {tier})"
+        )
+        for note in plan.notes:
+            print(f"note: {note}")
+    return 0

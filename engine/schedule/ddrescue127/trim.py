@@ -1,0 +1,90 @@
+"""Trimming non-trimmed blocks: leading edge forwards, trailing edge backwards (§2.4).
+
+Each ``*`` block of the domain is visited in block order (reverse order with ``-R``). Unless the
+block before it is bad (``-``), its leading edge is read one sector at a time forwards until a
+read fails; then, unless the block after it is bad, its trailing edge is read backwards until a
+read fails. What is left in the middle becomes ``/`` without being read. The phase (status
+``*``, pass 1) is set at the first read, so a trimming that reads nothing leaves the saved
+status line as it was.
+
+A ``*`` block with bad sectors on both sides becomes ``/`` without reads. ddrescue makes that
+change without counting it in its non-scraped size, which decides whether the scraping phase
+runs at all; :func:`uncounted_scrape_size` gives the bytes so changed, for the scraping phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+from engine.map.blockmap import BAD_SECTOR, NON_SCRAPED, NON_TRIMMED
+
+if TYPE_CHECKING:
+    from engine.rescue.rescuer import Read, Rescuer
+
+_UNCOUNTED: WeakKeyDictionary[Rescuer, int] = WeakKeyDictionary()
+
+
+def uncounted_scrape_size(r: Rescuer) -> int:
+    """Bytes this run's trimming turned ``*`` -> ``/`` without reads (both sides bad)."""
+    return _UNCOUNTED.get(r, 0)
+
+
+def trimming_phase(r: Rescuer) -> Iterator[Read]:
+    """Trim every ``*`` block of the domain, in block order (reverse order with ``-R``)."""
+    forward = not r.opts.reverse
+    message = f"Trimming failed blocks... ({'forwards' if forward else 'backwards'})"
+    pos = r.domain_start if forward else r.domain_end
+    started = False
+    while True:
+        blk = r.find_forward(pos, NON_TRIMMED) if forward else r.find_backward(pos, NON_TRIMMED)
+        if blk is None:
+            return
+        for read in trim_block(r, *blk):
+            if not started:
+                r.set_phase(NON_TRIMMED, 1, message)
+                started = True
+            yield read
+        pos = blk[1] if forward else blk[0]
+
+
+def _sector_end(pos: int, ss: int, limit: int) -> int:
+    """The end of the sector holding ``pos``, not beyond ``limit``."""
+    return min((pos // ss + 1) * ss, limit)
+
+
+def _sector_start(end: int, ss: int, limit: int) -> int:
+    """The start of the sector holding ``end - 1``, not below ``limit``."""
+    return max(((end - 1) // ss) * ss, limit)
+
+
+def trim_block(r: Rescuer, start: int, end: int) -> Iterator[Read]:
+    """Trim the ``*`` block ``[start, end)``: the edges sector by sector, the middle to ``/``."""
+    from engine.rescue.rescuer import Read
+
+    ss = r.ss
+    lbad = r.status_before(start) == BAD_SECTOR
+    rbad = r.status_after(end) == BAD_SECTOR
+    if lbad and rbad:
+        r.bmap.set_status(start, end - start, NON_SCRAPED)
+        _UNCOUNTED[r] = _UNCOUNTED.get(r, 0) + end - start
+        return
+    a, b = start, end
+    if not lbad:
+        while a < b:
+            read = Read(a, _sector_end(a, ss, b) - a)
+            yield read
+            a = read.end
+            if read.failed or read.copied < read.size:
+                break
+    if not rbad:
+        while b > a:
+            s = _sector_start(b, ss, a)
+            read = Read(s, b - s, backward=True)
+            yield read
+            b = s
+            if read.failed:
+                break
+    if a < b and r.bmap.find_forward(a, NON_TRIMMED, b) is not None:
+        r.bmap.set_status(a, b - a, NON_SCRAPED)

@@ -27,15 +27,17 @@ install: system-deps $(VENV)/.installed
 demo: install
 	$(VENV)/bin/ddfs demo
 
-test: install
-	$(VENV)/bin/ruff check ddfs engine tests bench
+test: install lint
 	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
 
 test-long: install
 	$(PY) -m pytest -m long $(PYTEST_ARGS)
 
+# style (ruff), the layering contracts (import-linter, in pyproject.toml) and the types (mypy)
 lint: install
 	$(VENV)/bin/ruff check ddfs engine tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run_all.py

@@ -1,8 +1,12 @@
-"""The ddfs rescue engine: a GNU ddrescue 1.27-compatible core with no FUSE dependency.
+"""The ddfs rescue engine: a GNU ddrescue-compatible core with no FUSE, trio or command line.
 
-Modules, bottom up: ``blockmap`` (the map of statuses), ``mapfile`` (ddrescue's file format and
-atomic saves), ``domain``, ``source`` and ``output`` (the I/O ends), ``passes`` (one module per
-phase), ``rescuer`` (the step-by-step driver), ``status`` (figures and the status screen).
+Layers, bottom up (each imports only those below it; pyproject.toml has the contracts):
+``map`` (the block map, the mapfile format, the map book), ``schedule`` (strategies that decide
+the next read: ddrescue 1.27's, metadata first), ``rescue`` (the rescue book that performs
+reads, its limits, logs and the builder), ``ondemand`` (the engine thread, urgent reads and the
+facade a live view talks to) and ``modes`` (fill and generate mode). Beside them, pure parsers
+and figures that never read the source: ``metadata`` (partition tables, filesystem planners),
+``damage`` (which files are damaged) and ``progress`` (figures per tier).
 """
 
 __version__ = "0.1.0"

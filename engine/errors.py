@@ -36,3 +36,11 @@ class FatalReadError(DdfsError):
 
 class WriteError(DdfsError):
     """A failed or short write to the output (exit 1)."""
+
+
+class Stop(Exception):
+    """The run stops before a read: an interrupt or a limit. ``signum`` is set for a signal."""
+
+    def __init__(self, message: str, signum: int = 0) -> None:
+        super().__init__(message)
+        self.signum = signum

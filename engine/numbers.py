@@ -127,7 +127,7 @@ def format_num3(num: int) -> str:
             prefix = p
     digits = str(abs(num))
     if abs(num) >= 10000:
-        groups = []
+        groups: list[str] = []
         while digits:
             groups.insert(0, digits[-3:])
             digits = digits[:-3]
@@ -158,3 +158,11 @@ def format_time(seconds: float, low_precision: bool = False) -> str:
     for value, unit in parts[1:3]:
         out += ("  " if value < 10 else " ") + f"{value}{unit}"
     return out
+
+
+def pct(part: int, whole: int) -> str:
+    """Percentage with two decimals, truncated as ddrescue does."""
+    if whole <= 0:
+        return "0.00%"
+    hundredths = part * 10000 // whole
+    return f"{hundredths // 100}.{hundredths % 100:02d}%"

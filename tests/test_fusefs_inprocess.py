@@ -6,7 +6,6 @@ import errno
 import functools
 import json
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,11 +17,11 @@ import trio
 from ddfs.live.fusefs import Operations
 from ddfs.live.overlay import Overlay
 from ddfs.live.reader import ImageReader
-from ddfs.live.tree import IMAGE_INODE, ROOT_INODE, View
+from ddfs.live.tree import IMAGE_INODE, ROOT_INODE
+from ddfs.live.view import View
 from engine.map.mapfile import parse_mapfile_text
-from engine.ondemand.thread import Scheduler
+from engine.ondemand.facade import build_live
 from engine.options import RescueOptions
-from engine.rescue.setup import prepare
 from tests.test_view import BAD, TESTMAP
 
 pytestmark = pytest.mark.fuse
@@ -37,12 +36,12 @@ async def mount_in_process(
     in this process at ``tmp_path/mnt``: read-only, or writable into ``overlay``."""
     (tmp_path / "tm").write_text(TESTMAP)
     opts = RescueOptions(test_map=str(tmp_path / "tm"))
-    r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
-    sched = Scheduler(r)
-    engine = threading.Thread(target=sched.run)
-    engine.start()
-    ov = Overlay.open(overlay, r.source.size) if overlay is not None else None
-    view = View(sched, r.source.size, writable=ov is not None)
+    live, _ = build_live(
+        str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts, plan_first=False
+    )
+    live.start()
+    ov = Overlay.open(overlay, live.size) if overlay is not None else None
+    view = View(live, live.size, writable=ov is not None)
     view.overlay = ov
     reader = ImageReader(view, str(tmp_path / "out"), timeout=5, overlay=ov)
     ops = Operations(view, reader)
@@ -58,14 +57,12 @@ async def mount_in_process(
                 pyfuse3.terminate()
     finally:
         pyfuse3.close(unmount=True)
-        sched.stop()
-        await run_io(engine.join)
+        live.stop()
+        await run_io(live.join, None)
         reader.close()
         if ov is not None:
             ov.close()
-        r.close()
-        r.source.close()
-        r.output.close()
+        live.close()
     assert not os.path.ismount(mnt)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.metadata.through import metadata_first
 from engine.metadata.volume import Plan
+from engine.ondemand.metadata_first import metadata_first
 from engine.options import RescueOptions
-from engine.rescue.setup import prepare
+from engine.rescue.builder import prepare
 from tests.fsimages import make_disk, place, populate_tree
 from tests.simdisk import simulated_disk
 from tests.test_metadata_ntfs import mkntfs, mounted_rw, populate

@@ -111,7 +111,8 @@ def test_replanning_after_the_tiers(tmp_path: Path, random_file) -> None:
     """After the tiers, the plan is made again; areas it newly finds (metadata unlocked by what
     the tiers rescued) are worked through before the normal schedule, until a fixed point."""
     from engine.options import RescueOptions
-    from engine.rescue.setup import prepare
+    from engine.rescue.builder import prepare
+    from engine.schedule.tiers import MetadataFirst
 
     infile = random_file(8 << 20)
     (tmp_path / "tm").write_text("0 + 1\n0 0x800000 +\n")
@@ -124,7 +125,7 @@ def test_replanning_after_the_tiers(tmp_path: Path, random_file) -> None:
         calls.append(1)
         return grown  # the second call finds nothing new: the fixed point
 
-    r.set_tiers([("metadata", [(0x100000, 0x110000)])], replan)
+    r.set_schedule(MetadataFirst(r.schedule, [("metadata", [(0x100000, 0x110000)])], replan))
     try:
         r.run()
     finally:
@@ -138,4 +139,4 @@ def test_replanning_after_the_tiers(tmp_path: Path, random_file) -> None:
     ]
     assert reads[:2] == [0x100000, 0x600000]  # the grown tier before the normal schedule
     assert len(calls) == 2
-    assert r.bmap.size_of("+") == 8 << 20
+    assert r.map.bmap.size_of("+") == 8 << 20

@@ -161,8 +161,8 @@ def test_verify_on_error_inconsistent(tmp_path: Path, infile: Path) -> None:
     """ddfs only (GNU ddrescue needs a disk that changes its data): the latest good sector
     reads back different, so the run stops with ddrescue's message and exit 1."""
     from engine.options import RescueOptions
-    from engine.rescue.rescuer import Read
-    from engine.rescue.setup import prepare
+    from engine.rescue.builder import prepare
+    from engine.schedule.base import Read
 
     tmap = write_test_map(tmp_path / "t.map", SIZE, [(0x30000, 0x200)])
     opts = RescueOptions(verify_on_error=True, test_map=str(tmap), metadata_first=False)

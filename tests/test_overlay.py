@@ -19,7 +19,7 @@ import ddfs.live.overlay as overlay_mod
 from ddfs.live.fusefs import Operations
 from ddfs.live.overlay import SECTOR, Overlay, apply_overlay, map_path, read_info
 from ddfs.live.reader import ImageReader, Unreadable
-from ddfs.live.tree import View
+from ddfs.live.view import View
 from engine.errors import DdfsError
 from engine.map.mapfile import parse_mapfile
 from tests.test_fusefs_inprocess import mount_in_process
@@ -187,8 +187,8 @@ def test_apply_to_a_copy_never_to_the_output_unless_asked(tmp_path: Path) -> Non
 async def test_reader_layers_and_partial_sector_writes(tmp_path: Path, random_file) -> None:
     infile = random_file(8 << 20)
     original = infile.read_bytes()
-    with engine(tmp_path, infile, delay=0.001) as sched:
-        view = View(sched, 8 << 20, writable=True)
+    with engine(tmp_path, infile, delay=0.001) as live:
+        view = View(live, 8 << 20, writable=True)
         ov = Overlay.open(str(tmp_path / "ov"), 8 << 20)
         reader = ImageReader(view, str(tmp_path / "out"), timeout=10, overlay=ov)
         try:

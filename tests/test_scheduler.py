@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.map.mapfile import parse_mapfile
 from engine.ondemand.thread import Scheduler
 from engine.options import RescueOptions
-from engine.rescue.setup import prepare
+from engine.rescue.builder import prepare
 
 
 def slow_rescuer(tmp_path: Path, random_file, testmap: str, delay: float = 0.01):
@@ -49,7 +49,7 @@ def test_urgent_read_waits_for_one_background_read(tmp_path: Path, random_file) 
         after = [entry for entry in log if entry[0] >= submitted]
         urgent_index = next(i for i, e in enumerate(after) if e[1] <= target < e[1] + e[2])
         assert urgent_index <= 1, after[:3]
-        assert r.is_finished(target, 4096)
+        assert r.map.is_finished(target, 4096)
         data = (tmp_path / "out").read_bytes()[target : target + 4096]
         assert data == infile.read_bytes()[target : target + 4096]
     finally:
@@ -70,10 +70,10 @@ def test_urgent_read_of_bad_data_records_it_once(tmp_path: Path, random_file) ->
     try:
         req = sched.submit(0x408000, 1024)
         assert req.done.wait(5)
-        assert not r.is_finished(0x408000, 1024)
-        with r.lock:
-            assert r.bmap.status_at(0x408000) == "-"
-            assert r.bmap.status_at(0x408200) == "-"
+        assert not r.map.is_finished(0x408000, 1024)
+        with r.map.lock:
+            assert r.map.bmap.status_at(0x408000) == "-"
+            assert r.map.bmap.status_at(0x408200) == "-"
         reads_before = len(log)
         req = sched.submit(0x408000, 1024)  # known bad: not read again
         assert req.done.wait(5)

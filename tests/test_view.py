@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,38 +11,40 @@ import pytest
 import trio
 
 from ddfs.live.reader import ImageReader, Unreadable
-from ddfs.live.tree import SequentialDetector, View
+from ddfs.live.tree import SequentialDetector
+from ddfs.live.view import View
 from engine.metadata.partitions import Partition
-from engine.ondemand.thread import Scheduler
+from engine.ondemand.facade import LiveRescue, build_live
 from engine.options import RescueOptions
-from engine.rescue.setup import prepare
 
 BAD = (0x400000, 0x10000)
 TESTMAP = "0 + 1\n0 0x400000 +\n0x400000 0x10000 -\n0x410000 0x3F0000 +\n"
 
 
 @contextmanager
-def engine(tmp_path: Path, infile: Path, delay: float = 0.0) -> Iterator[Scheduler]:
+def engine(tmp_path: Path, infile: Path, delay: float = 0.0) -> Iterator[LiveRescue]:
+    """The rescue of ``infile`` (test map :data:`TESTMAP`) running in its engine thread, as the
+    live view sees it (no metadata planning: the schedule alone)."""
     (tmp_path / "tm").write_text(TESTMAP)
     opts = RescueOptions(test_map=str(tmp_path / "tm"))
-    r, _ = prepare(str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts)
+    live, _ = build_live(
+        str(infile), str(tmp_path / "out"), str(tmp_path / "map"), opts, plan_first=False
+    )
     if delay:
-        real = r.source.read_into
+        source = live.book.source
+        real = source.read_into
 
         def slow(pos: int, size: int, buf: memoryview) -> tuple[int, int]:
             time.sleep(delay)
             return real(pos, size, buf)
 
-        r.source.read_into = slow  # type: ignore[method-assign]
-    sched = Scheduler(r)
-    thread = threading.Thread(target=sched.run)
-    thread.start()
+        source.read_into = slow  # type: ignore[method-assign]
+    live.start()
     try:
-        yield sched
+        yield live
     finally:
-        sched.stop()
-        thread.join(20)
-        assert not thread.is_alive()
+        live.stop()
+        assert live.join(20)
 
 
 def test_sequential_detector() -> None:
@@ -58,8 +59,8 @@ def test_sequential_detector() -> None:
 async def test_reads_follow_the_map(tmp_path: Path, random_file) -> None:
     infile = random_file(8 << 20)
     original = infile.read_bytes()
-    with engine(tmp_path, infile, delay=0.002) as sched:
-        view = View(sched, 8 << 20)
+    with engine(tmp_path, infile, delay=0.002) as live:
+        view = View(live, 8 << 20)
         reader = ImageReader(view, str(tmp_path / "out"), timeout=10)
         try:
             # untried data far ahead of the background pass: rescued on demand
@@ -81,8 +82,8 @@ async def test_reads_follow_the_map(tmp_path: Path, random_file) -> None:
 
 async def test_timeout_answers_and_engine_keeps_going(tmp_path: Path, random_file) -> None:
     infile = random_file(8 << 20)
-    with engine(tmp_path, infile, delay=0.3) as sched:
-        view = View(sched, 8 << 20)
+    with engine(tmp_path, infile, delay=0.3) as live:
+        view = View(live, 8 << 20)
         reader = ImageReader(view, str(tmp_path / "out"), timeout=0.1)
         try:
             start = trio.current_time()
@@ -91,18 +92,18 @@ async def test_timeout_answers_and_engine_keeps_going(tmp_path: Path, random_fil
             assert trio.current_time() - start < 0.5  # by the deadline, not the disk's time
             assert view.ondemand_timeouts == 1
             for _ in range(50):  # the request stays queued; the engine finishes it
-                if sched.rescuer.is_finished(6 << 20, 4096):
+                if live.is_finished(6 << 20, 4096):
                     break
                 await trio.sleep(0.05)
-            assert sched.rescuer.is_finished(6 << 20, 4096)
+            assert live.is_finished(6 << 20, 4096)
         finally:
             reader.close()
 
 
 def test_partitions_become_files(tmp_path: Path, random_file) -> None:
     infile = random_file(8 << 20)
-    with engine(tmp_path, infile) as sched:
-        view = View(sched, 8 << 20)
+    with engine(tmp_path, infile) as live:
+        view = View(live, 8 << 20)
         view.set_partitions(
             [
                 Partition(1, 1 << 20, 2 << 20, "mbr", "83"),

@@ -12,14 +12,13 @@ from __future__ import annotations
 import sys
 
 from ddfs.commands.cli import fail
-from engine.errors import DdfsError
+from engine.errors import DdfsError, Stop
 from engine.map.blockmap import BlockMap
 from engine.map.mapfile import format_header, iter_mapfile_text, save_mapfile
-from engine.metadata.through import metadata_first, plan_summary
 from engine.metadata.volume import P3, P4
+from engine.ondemand.metadata_first import metadata_first, plan_summary
 from engine.options import RescueOptions
-from engine.rescue.rescuer import Stop
-from engine.rescue.setup import prepare
+from engine.rescue.builder import prepare
 
 TIERS = {"metadata": (0, P3), "used": (P4, P4), "all": (0, P4)}
 
@@ -45,7 +44,7 @@ def run_domain(
     if plan is None:
         fail("No partition table or known filesystem found; no domain written.")
     lo, hi = TIERS[tier]
-    size = rescuer.bmap.end
+    size = rescuer.map.bmap.end
     dom = BlockMap(size)
     for start, end in plan.ranges(hi, lo):
         dom.set_status(start, min(end, size) - start, "+")

@@ -10,12 +10,13 @@ import os
 import sys
 
 from ddfs.commands.cli import fail, install_signal_handlers, reraise
-from engine.errors import DdfsError
-from engine.metadata.through import metadata_first, plan_summary, tier_line
+from engine.errors import DdfsError, Stop
+from engine.ondemand.metadata_first import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
-from engine.progress.screen import StatusScreen, version_line
-from engine.rescue.rescuer import Rescuer, Stop
-from engine.rescue.setup import Declined, NothingToDo, prepare
+from engine.rescue.book import RescueBook
+from engine.rescue.builder import prepare
+from engine.rescue.screen import StatusScreen, version_line
+from engine.rescue.setup import Declined, NothingToDo
 
 
 def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:
@@ -24,17 +25,17 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     if opts.fill_types is not None or opts.generate:
         return run_other_mode(infile, outfile, mapfile, opts)
     pending: list[int] = []
+    book_ref: list[RescueBook] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         if not pending:
             pending.append(signum)
-        if rescuer_ref:
-            rescuer_ref[0].interrupted = pending[0]
+        if book_ref:
+            book_ref[0].interrupted = pending[0]
 
-    rescuer_ref: list[Rescuer] = []
     install_signal_handlers(on_signal)
     try:
-        rescuer, existed = prepare(infile, outfile, mapfile, opts, confirm=ask_user)
+        book, existed = prepare(infile, outfile, mapfile, opts, confirm=ask_user)
     except NothingToDo as exc:
         if not opts.quiet:
             print(exc.message)
@@ -43,54 +44,72 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         return 1
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
-    rescuer_ref.append(rescuer)
+    book_ref.append(book)
     if pending:
-        rescuer.interrupted = pending[0]
-    if not rescuer.domain:
+        book.interrupted = pending[0]
+    if not book.map.domain:
         if not opts.quiet:
             print("Nothing to do; domain is empty.")
-        rescuer.source.close()
-        rescuer.output.close()
+        book.source.close()
+        book.output.close()
         return 0
     screen = StatusScreen(sys.stdout, quiet=opts.quiet, binary=opts.binary_prefixes)
-    rescuer.on_progress = None if opts.quiet else screen.update
-    error: DdfsError | None = None
-    stop: Stop | None = None
+    book.on_progress = None if opts.quiet else screen.update
+    stop, error = _rescue(book, screen, existed, mapfile, opts)
+    return _finish(book, screen, stop, error)
+
+
+def _rescue(
+    book: RescueBook,
+    screen: StatusScreen,
+    existed: bool,
+    mapfile: str | None,
+    opts: RescueOptions,
+) -> tuple[Stop | None, DdfsError | None]:
+    """The run itself: a new mapfile at once, metadata first, the schedule, the output's last
+    adjustments. Returns what stopped it, or the error that ended it."""
     try:
         if mapfile is not None and not os.path.exists(mapfile):
             try:
-                rescuer.save()
+                book.save()
             except DdfsError as exc:
                 fail(f"Can't create mapfile: {exc.message}")
-        screen.start(rescuer, existed)
+        screen.start(book, existed)
         if opts.metadata_first:
-            plan = metadata_first(rescuer)
+            plan = metadata_first(book)
             if plan is not None and not opts.quiet:
                 print(plan_summary(plan), flush=True)
-                screen.extra = lambda: tier_line(plan, rescuer)
-        rescuer.run()
-        rescuer.finish_output()
+                screen.extra = lambda: tier_line(plan, book)
+        book.run()
+        book.finish_output()
     except Stop as exc:
-        stop = exc
+        return exc, None
     except DdfsError as exc:
-        error = exc
+        return None, exc
     except Exception as exc:  # a bug: still save the map (it never claims unwritten data)
         import traceback
 
         traceback.print_exc()
-        error = DdfsError(f"Internal error: {type(exc).__name__}: {exc}")
+        return None, DdfsError(f"Internal error: {type(exc).__name__}: {exc}")
+    return None, None
+
+
+def _finish(
+    book: RescueBook, screen: StatusScreen, stop: Stop | None, error: DdfsError | None
+) -> int:
+    """Every way out: the final save, the last screen, the logs' end, the exit status."""
     try:
-        rescuer.save(final=True)
+        book.save(final=True)
     except DdfsError as exc:
         if error is not None:  # say both: the map could not be saved after the first error
             sys.stderr.write(f"ddfs: {exc.message}\n")
         error = error or exc
     final = "Finished" if stop is None and error is None else f"  {stop or 'Mapfile error'}"
-    screen.finish(rescuer, final if error is None or stop else "")
-    rescuer.log_end(str(stop) if stop is not None else "")
-    rescuer.close()
-    rescuer.source.close()
-    rescuer.output.close()
+    screen.finish(book, final if error is None or stop else "")
+    book.log_end(str(stop) if stop is not None else "")
+    book.close()
+    book.source.close()
+    book.output.close()
     if error is not None:
         fail(error.message, error.exit_code)
     if stop is not None:

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import pyfuse3
 
 from ddfs.live.reader import ImageReader, Unreadable
-from ddfs.live.tree import ROOT_INODE, Node, SequentialDetector, View
+from ddfs.live.tree import ROOT_INODE, Node, SequentialDetector
+from ddfs.live.view import View
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -25,8 +25,8 @@ import trio
 
 from ddfs.live.overlay import SECTOR, Overlay
 from ddfs.live.repairview import RepairView, Substitution
-from ddfs.live.tree import SequentialDetector, View
-from engine.ondemand.thread import READAHEAD, URGENT
+from ddfs.live.tree import SequentialDetector
+from ddfs.live.view import View
 
 T = TypeVar("T")
 
@@ -50,8 +50,7 @@ class ImageReader:
         repair: RepairView | None = None,
     ) -> None:
         self.view = view
-        self.rescuer = view.rescuer
-        self.scheduler = view.scheduler
+        self.live = view.live
         self.fd = os.open(output_path, os.O_RDONLY | os.O_CLOEXEC)
         self.offset = offset  # output position = input position + offset
         self.timeout = timeout
@@ -132,9 +131,9 @@ class ImageReader:
 
     async def _read_rescued(self, pos: int, size: int, strict: bool = False) -> bytes:
         """The rescued data, rescued on demand first when needed (the policy above)."""
-        if not self.rescuer.is_finished(pos, size):
+        if not self.live.is_finished(pos, size):
             await self._rescue_now(pos, size)
-            if not self.rescuer.is_finished(pos, size):
+            if not self.live.is_finished(pos, size):
                 if strict or self.unreadable != "zero":
                     self.view.ondemand_eio += 1
                     raise Unreadable(f"[{pos}, {pos + size}) not rescued")
@@ -146,7 +145,7 @@ class ImageReader:
         """The rescued bytes of ``[pos, pos+size)``, or None unless all finished (blocking)."""
         if pos < 0 or size <= 0 or pos + size > self.view.image_size:
             return None
-        if not self.rescuer.is_finished(pos, size):
+        if not self.live.is_finished(pos, size):
             return None
         data = os.pread(self.fd, size, pos + self.offset)
         return data + bytes(size - len(data))
@@ -220,21 +219,15 @@ class ImageReader:
 
     async def _read_zero_filled(self, pos: int, size: int) -> bytes:
         data = bytearray(await self._pread(pos, size))
-        with self.rescuer.lock:
-            p = pos
-            while True:
-                found = self.rescuer.bmap.find_forward(p, "?*/-", pos + size)
-                if found is None:
-                    break
-                data[found[0] - pos : found[1] - pos] = bytes(found[1] - found[0])
-                p = found[1]
+        for s, e in self.live.unfinished_ranges(pos, size):
+            data[s - pos : e - pos] = bytes(e - s)
         return bytes(data)
 
     async def rescue_range(self, pos: int, size: int) -> bool:
         """Rescue ``[pos, pos+size)`` ahead of the schedule; True when it is all finished."""
-        if not self.rescuer.is_finished(pos, size):
+        if not self.live.is_finished(pos, size):
             await self._rescue_now(pos, size)
-        return self.rescuer.is_finished(pos, size)
+        return self.live.is_finished(pos, size)
 
     async def _rescue_now(self, pos: int, size: int) -> None:
         self.view.ondemand_reads += 1
@@ -247,7 +240,7 @@ class ImageReader:
             except trio.RunFinishedError:
                 pass
 
-        self.scheduler.submit(pos, size, URGENT, wake)
+        self.live.request(pos, size, urgent=True, callback=wake)
         with trio.move_on_after(self.timeout) as scope:
             await event.wait()
         if scope.cancelled_caught:
@@ -259,6 +252,6 @@ class ImageReader:
 
     def _read_ahead(self, pos: int, size: int) -> None:
         end = min(pos + size, self.view.image_size)
-        if end > pos and not self.rescuer.is_finished(pos, end - pos):
+        if end > pos and not self.live.is_finished(pos, end - pos):
             self.view.readahead_requests += 1
-            self.scheduler.submit(pos, end - pos, READAHEAD)
+            self.live.request(pos, end - pos, urgent=False)

@@ -1,29 +1,18 @@
-"""The mounted tree as a pure model: which files there are, their sizes, and their text content.
+"""The mounted tree as a pure model: which files there are, where their bytes lie, their modes.
 
 ``image`` is the whole input, ``p1``, ``p2``, ... are the partitions found in it, ``mapfile`` is
-the live map in ddrescue's format and ``status.json`` the progress. Nothing here touches FUSE or
-does I/O on the source: the adapter (``fusefs.py``) asks this model, and the reader
-(``reader.py``) fetches bytes. With an overlay the image and partition files are writable
-(mode 0644); ``status.json`` then shows the overlay's figures, and with the repair view its
-substitutions.
+the live map in ddrescue's format and ``status.json`` the progress. Nothing here touches FUSE,
+the engine, a lock or a file: the view (:mod:`ddfs.live.view`) puts this tree together with the
+engine's facade, the adapter (``fusefs.py``) asks it, and the reader (``reader.py``) fetches
+bytes. With an overlay the image and partition files are writable (mode 0644).
 """
 
 from __future__ import annotations
 
-import json
 import stat
-import time
-from collections import deque
 from dataclasses import dataclass
 
-from ddfs.live.overlay import Overlay
-from ddfs.live.repairview import RepairView
-from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
-from engine.map.mapfile import PHASE_NAMES, mapfile_text
 from engine.metadata.partitions import Partition
-from engine.metadata.through import tier_progress
-from engine.metadata.volume import Plan
-from engine.ondemand.thread import Scheduler
 
 ROOT_INODE = 1
 IMAGE_INODE = 2
@@ -77,25 +66,13 @@ class SequentialDetector:
         return start, end - start
 
 
-class View:
-    """The tree of a live mount over a running :class:`Scheduler`."""
+class Tree:
+    """The files of a live mount over an image of ``image_size`` bytes."""
 
-    def __init__(self, scheduler: Scheduler, image_size: int, writable: bool = False) -> None:
-        self.scheduler = scheduler
-        self.writable = writable
-        self.overlay: Overlay | None = None  # shown in status.json
-        self.repair: RepairView | None = None
-        self.rescuer = scheduler.rescuer
+    def __init__(self, image_size: int, writable: bool = False) -> None:
         self.image_size = image_size
-        self.started = time.time()
+        self.writable = writable
         self.partitions: list[Partition] = []
-        self.plan: Plan | None = None  # metadata first, once planned
-        self._samples: deque[tuple[float, int]] = deque()
-        self.partition_note = "not read yet"
-        self.ondemand_reads = 0
-        self.ondemand_timeouts = 0
-        self.ondemand_eio = 0
-        self.readahead_requests = 0
         self._nodes: dict[int, Node] = {}
         self._names: dict[str, int] = {}
         for node in (
@@ -109,7 +86,6 @@ class View:
         self._nodes[node.inode] = node
         self._names[node.name] = node.inode
 
-    # ------------------------------------------------------------------ the tree
     def set_partitions(self, parts: list[Partition]) -> None:
         """Show one file per partition (``p<number>``)."""
         for inode in [i for i, n in self._nodes.items() if n.kind == "partition"]:
@@ -144,96 +120,3 @@ class View:
         if off >= node.size:
             return node.offset + node.size, 0
         return node.offset + off, min(size, node.size - off)
-
-    # ------------------------------------------------------------------ text files
-    def mapfile_text(self) -> bytes:
-        """A consistent snapshot of the live map in ddrescue's format."""
-        r = self.rescuer
-        with r.lock:
-            text = mapfile_text(r.bmap, r.current_pos, r.status, r.current_pass, r.header_text())
-        return text.encode("latin-1", "replace")
-
-    def status(self) -> dict[str, object]:
-        r = self.rescuer
-        s = self.scheduler
-        with r.lock:
-            sizes = {
-                "non_tried": r.bmap.size_of(NON_TRIED),
-                "non_trimmed": r.bmap.size_of(NON_TRIMMED),
-                "non_scraped": r.bmap.size_of(NON_SCRAPED),
-                "bad_sector": r.bmap.size_of(BAD_SECTOR),
-                "finished": r.bmap.size_of(FINISHED),
-            }
-            bad_areas = r.bmap.count_of(BAD_SECTOR)
-        elapsed = max(time.time() - r.start_time, 1e-9)
-        if s.background_done:
-            phase = "stopped" if s.outcome is not None else "finished"
-        else:
-            phase = PHASE_NAMES.get(r.status, r.status)
-        return {
-            "phase": phase,
-            "message": r.message,
-            "pass": r.current_pass,
-            "current_pos": r.current_pos,
-            "size": self.image_size,
-            "bytes": sizes,
-            "bad_areas": bad_areas,
-            "read_errors": r.read_errors,
-            "reads": r.reads,
-            "average_rate": r.rescued_this_run / elapsed,
-            "current_rate": self._current_rate(),
-            "error_read_seconds": r.measured_rates().error_read_seconds,
-            "error_bytes": r.error_bytes,
-            "run_time": elapsed,
-            "time_since_last_good_read": (
-                None if r.last_good_read is None else time.time() - r.last_good_read
-            ),
-            "stop_reason": None if s.outcome is None else str(s.outcome),
-            "partitions": [
-                {"name": f"p{p.number}", "start": p.start, "size": p.size, "type": p.type}
-                for p in self.partitions
-            ],
-            "partition_table": self.partition_note,
-            "tiers": self.tier_progress(),
-            "ondemand": {
-                "reads": self.ondemand_reads,
-                "timeouts": self.ondemand_timeouts,
-                "eio": self.ondemand_eio,
-                "readahead_requests": self.readahead_requests,
-                "served": s.served,
-                "serve_seconds": s.serve_seconds,
-                "queue": [
-                    {"priority": pr, "pos": pos, "size": size, "age": age}
-                    for pr, pos, size, age in s.pending()
-                ],
-            },
-            **self.repair_status(),
-        }
-
-    def repair_status(self) -> dict[str, object]:
-        """The overlay's figures and the repair view's substitutions (when they are on)."""
-        out: dict[str, object] = {}
-        if self.overlay is not None:
-            out["overlay"] = self.overlay.stats()
-        if self.repair is not None:
-            out["repair_view"] = self.repair.status()
-        return out
-
-    def _current_rate(self) -> float:
-        """Bytes rescued per second over the last few seconds of status requests."""
-        now = time.monotonic()
-        self._samples.append((now, self.rescuer.rescued_this_run))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= 5.0:
-            self._samples.popleft()
-        t0, b0 = self._samples[0]
-        return (self._samples[-1][1] - b0) / (now - t0) if now > t0 else 0.0
-
-    def tier_progress(self) -> list[dict[str, object]]:
-        """Per tier of the metadata plan: its size and how much of it is finished."""
-        return [] if self.plan is None else tier_progress(self.plan, self.rescuer)
-
-    def status_text(self) -> bytes:
-        return (json.dumps(self.status(), indent=2) + "\n").encode()
-
-    def text_of(self, node: Node) -> bytes:
-        return self.mapfile_text() if node.kind == "mapfile" else self.status_text()

@@ -292,7 +292,8 @@ class ExfatScan:
         nxt = self.table.entry(first)
         if nxt:
             return self.table.chain(first, meta.MAX_DIR_BYTES // self.geo.cluster_size).clusters
-        out, c = [], first
+        out: list[int] = []
+        c = first
         while c < self.geo.clusters + 2 and len(out) < MAX_ORPHAN_DIR_CLUSTERS:
             out.append(c)
             data = self.vol.read(self.geo.cluster_pos(c), self.geo.cluster_size)

@@ -86,7 +86,7 @@ class Listing:
         self.parts, self.check = {}, -1
 
     def feed(self, data: bytes) -> list[DirEntry]:
-        out = []
+        out: list[DirEntry] = []
         for off in range(0, len(data) - meta.ENTRY + 1, meta.ENTRY):
             raw = data[off : off + meta.ENTRY]
             if raw[0] == 0:

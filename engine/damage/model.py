@@ -63,7 +63,7 @@ class Damage:
 
     def within(self, start: int, end: int) -> list[Span]:
         """The not-finished parts of ``[start, end)``."""
-        out = []
+        out: list[Span] = []
         i = self._from(start)
         while i < len(self.ranges) and self.ranges[i][0] < end:
             s, e = max(self.ranges[i][0], start), min(self.ranges[i][1], end)

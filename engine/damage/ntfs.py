@@ -414,16 +414,16 @@ class NtfsScan:
                 entry.extent, entry.reason = PARTIAL, "; ".join(problems)
             self.out.entries.append(entry)
         referenced = set(self.indexed)
-        lost = {**{n: w for n, w in self.doubtful.items() if n in referenced}, **self.lost}
-        for n, why in sorted(lost.items()):
+        unread = {**{n: w for n, w in self.doubtful.items() if n in referenced}, **self.lost}
+        for n, why in sorted(unread.items()):
             if self.system(n, extend):
                 continue  # its record is in the $MFT hits already
             fn = self.indexed.get(n)
             kind = DIRECTORY if fn is not None and fn.directory else FILE
             path, lost_name = path_of(n, names, ROOT, placeholder)
-            size = fn.size if fn is not None and not fn.directory else None
+            known = fn.size if fn is not None and not fn.directory else None
             self.out.entries.append(
-                Entry(f"MFT {n}", kind, size, [], UNKNOWN, why, path, lost_name)
+                Entry(f"MFT {n}", kind, known, [], UNKNOWN, why, path, lost_name)
             )
 
     def system_areas(self, n: int, owner: Owner, names: dict[int, tuple[int | None, str]]) -> None:

@@ -157,7 +157,7 @@ def _first_sector(vol: Volume) -> tuple[bytes | None, Geometry | None, int]:
         cached = (raw if geo else None, geo, region)
         with suppress(AttributeError):  # a Volume that takes no attributes: read again later
             setattr(vol, _CACHE, cached)
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _region(vol: Volume, first: bytes, geo: Geometry, region: int) -> Boot | None:

@@ -378,7 +378,7 @@ def find_boot(vol: Volume) -> Boot | None:
     """The boot sector at 0, else a FAT32 backup at sector 6 (cached on the volume)."""
     cached = getattr(vol, _CACHE, False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
+        return cached if isinstance(cached, Boot) else None
     boot = None
     geo = parse_boot(vol.read(0, MIN_SECTOR))
     if geo is not None:

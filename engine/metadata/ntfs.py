@@ -240,7 +240,7 @@ def parse_record(buf: bytearray, number: int, clusters: int) -> Record | None:
     for _ in range(len(buf) // 24):
         if pos + 4 <= used and struct.unpack_from("<I", buf, pos)[0] == AT_END:
             return Record(number, flags, base_ref, attrs, True)
-        parsed = _parse_attr(buf, pos, used, clusters) if pos + 24 <= used else None
+        parsed = _parse_attr(bytes(buf), pos, used, clusters) if pos + 24 <= used else None
         if parsed is None:
             break
         attrs.append(parsed[0])

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.errors import DdfsError
-from engine.rescue.rescuer import Rescuer, Stop
+from engine.errors import DdfsError, Stop
+from engine.ondemand.urgent import read_urgent
+from engine.rescue.book import RescueBook
 
 URGENT = 0  # a reader is waiting
 READAHEAD = 1  # a sequential reader will want it soon
@@ -41,11 +42,11 @@ class Request:
 
 
 class Scheduler:
-    """Runs a :class:`Rescuer` in the calling thread; :meth:`submit` and :meth:`stop` are
+    """Runs a :class:`RescueBook` in the calling thread; :meth:`submit` and :meth:`stop` are
     thread-safe."""
 
     def __init__(
-        self, rescuer: Rescuer, prelude: Callable[[Scheduler], None] | None = None
+        self, rescuer: RescueBook, prelude: Callable[[Scheduler], None] | None = None
     ) -> None:
         self.rescuer = rescuer
         self.prelude = prelude  # runs first in the engine thread (metadata planning)
@@ -179,7 +180,7 @@ class Scheduler:
         start = time.monotonic()
         try:
             if not isinstance(self.outcome, DdfsError):  # a fatal error: the source is gone
-                self.rescuer.read_urgent(req.pos, req.size, scrape=req.priority == URGENT)
+                read_urgent(self.rescuer, req.pos, req.size, scrape=req.priority == URGENT)
         except DdfsError as exc:
             self.outcome = exc
             self.background_done = True

@@ -1,2 +1,2 @@
-"""Progress as people see it: the figures per tier and the remaining-time range, and ddrescue's
-status screen."""
+"""Progress as people see it: the figures per tier (metadata, used data, free space), the
+remaining-time range, and the rates line of the mapfile header."""

@@ -1,26 +1,23 @@
 """Preparing a run: ddrescue's safety checks, loading and normalising the map, the domain.
 
-:func:`prepare` turns paths and options into a ready :class:`engine.rescue.rescuer.Rescuer`, or
-raises
-:class:`DdfsError` with ddrescue's message and exit status before anything is written.
+:func:`prepare` turns paths and options into a ready :class:`engine.rescue.book.RescueBook`, or
+raises :class:`DdfsError` with ddrescue's message and exit status before anything is written.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 from itertools import pairwise
+from typing import Any
 
 from engine.errors import DdfsError
-from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
+from engine.map.blockmap import FINISHED, NON_TRIED, BlockMap
 from engine.map.mapfile import MapData, parse_mapfile
 from engine.map.ranges import intersect
 from engine.numbers import format_num3, format_size
 from engine.options import RescueOptions
-from engine.rescue.identity import identify, read_identity, refusal
-from engine.rescue.output import Output
-from engine.rescue.rescuer import Rescuer, same_file
+from engine.rescue.identity import identify
 from engine.rescue.source import Source
 
 TRY_HELP = "Try 'ddfs rescue --help' for more information."
@@ -35,6 +32,19 @@ class NothingToDo(DdfsError):
     """An empty domain: ddrescue says so and exits 0."""
 
     exit_code = 0
+
+
+def same_file(a: str, b: str) -> bool:
+    """Same name, or the same device and inode (ddrescue's sameness test)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    return bool(sa.st_rdev and sa.st_rdev == sb.st_rdev)
 
 
 def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> None:
@@ -123,7 +133,7 @@ def join_subsectors(bm: BlockMap, ss: int) -> list[int]:
     starts, _ = bm.arrays()
     if ss <= 1 or not any(s % ss for s in starts):
         return []
-    blocks = [[p, p + n, st] for p, n, st in bm]
+    blocks: list[list[Any]] = [[p, p + n, st] for p, n, st in bm]
     i = 0
     while i + 1 < len(blocks):
         start, end, left = blocks[i]
@@ -226,7 +236,7 @@ def sticky_borders(bm: BlockMap, borders: list[int]) -> dict[str, list[int]]:
     return out
 
 
-def _change(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: str) -> None:
+def change_statuses(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: str) -> None:
     for a, b in domain:
         pos = a
         while True:
@@ -271,84 +281,6 @@ def _device_id_and_size(where: int | str, size: int) -> str:
     finally:
         if not isinstance(where, int):
             os.close(fd)
-
-
-def prepare(
-    infile: str,
-    outfile: str,
-    mapfile: str | None,
-    opts: RescueOptions,
-    confirm: Callable[[str], bool] | None = None,
-) -> tuple[Rescuer, bool]:
-    """Check, open and load everything. Returns the rescuer and whether the map existed.
-
-    With ``--ask``, ``confirm`` is shown the summary of :func:`about_to_copy` before the output
-    is opened; a False answer ends the run with exit 1 and nothing written.
-
-    Raises:
-        DdfsError: a refusal or a bad file, with ddrescue's message and status.
-        NothingToDo: the domain is empty (exit 0).
-    """
-    check_paths(infile, outfile, mapfile, opts)
-    test_map = None
-    if opts.test_map is not None:
-        if not os.path.exists(opts.test_map) and opts.test_map != "-":
-            raise DdfsError(f"{opts.test_map}: Test mapfile does not exist or is not readable.")
-        test_map = parse_mapfile(opts.test_map, loose=opts.loose_domain).bmap
-    domain_map = read_domain_map(opts)
-    data = load_map(mapfile)
-    existed = not data.blank
-    if opts.truncate and existed and data.bmap.end > 0:
-        raise DdfsError("Outfile truncation and mapfile input are incompatible.")
-    source = Source(infile, opts.sector_size, opts.direct_in, test_map)
-    try:
-        if opts.verify_input_size:
-            verify_input_size(data, source.size, mapfile)
-        identity = identify(source.fd, source.size)
-        recorded = read_identity(mapfile) if existed else None
-        if recorded is not None and not opts.allow_other_source:
-            message = refusal(infile, recorded, identity, opts.complete_only)
-            if message:
-                raise DdfsError(message)
-        joined = normalise(data, source.size, opts)
-        domain = make_domain(data.bmap, source.size, opts, domain_map)
-        borders = block_borders(data.bmap, domain) if opts.retrim or opts.try_again else []
-        borders = sorted(set(borders).union(joined))
-        if opts.retrim:
-            _change(data.bmap, domain, NON_SCRAPED + BAD_SECTOR, NON_TRIMMED)
-        if opts.try_again:
-            _change(data.bmap, domain, NON_TRIMMED + NON_SCRAPED, NON_TRIED)
-        if opts.ask and confirm is not None and domain:
-            text = about_to_copy(infile, outfile, source, domain, opts.binary_prefixes)
-            if not confirm(text):
-                raise Declined("")
-        output = Output(
-            outfile,
-            truncate=opts.truncate,
-            direct=opts.direct_out,
-            compare=opts.compare,
-            sparse=opts.sparse,
-            synchronous=opts.synchronous,
-        )
-    except BaseException:
-        source.close()
-        raise
-    if opts.preallocate and domain:
-        offset = (
-            opts.output_pos if opts.output_pos is not None else opts.input_pos
-        ) - opts.input_pos
-        dend = domain[-1][1] + offset
-        if output.is_regular and output.size() < dend:
-            output.preallocate(domain[0][0] + offset, domain[-1][1] - domain[0][0])
-    sticky = sticky_borders(data.bmap, borders) if borders else None
-    try:
-        rescuer = Rescuer(opts, source, output, data, domain, mapfile, sticky)
-    except BaseException:
-        output.close()
-        source.close()
-        raise
-    rescuer.identity_line = identity.line()
-    return rescuer, existed
 
 
 def verify_input_size(data: MapData, insize: int, mapfile: str | None) -> None:

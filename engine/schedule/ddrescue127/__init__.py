@@ -1,5 +1,42 @@
-"""The phases of ddrescue's schedule, one module each: copying (passes 1-5), trimming,
-scraping and retrying. Each is a generator over the :class:`engine.rescue.rescuer.Rescuer` that
-yields :class:`engine.rescue.rescuer.Read` objects and looks at their outcome after the rescuer
-performed them.
+"""GNU ddrescue 1.27's schedule as a strategy: copying (passes 1-5), trimming, scraping and
+retrying, one module per phase, each a generator over a
+:class:`~engine.schedule.base.ScheduleContext` that yields
+:class:`~engine.schedule.base.Read` objects and looks at their outcome after the rescue book
+performed them. The read sequence is exactly ddrescue 1.27's (the oracle tests compare it).
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from engine.map.blockmap import BAD_SECTOR, NON_SCRAPED, NON_TRIED, NON_TRIMMED
+from engine.schedule.base import Phase, Read, ScheduleContext
+from engine.schedule.ddrescue127.copy import copying_phase
+from engine.schedule.ddrescue127.retry import retrying_phase
+from engine.schedule.ddrescue127.scrape import scraping_phase
+from engine.schedule.ddrescue127.trim import trimming_phase
+
+
+class Ddrescue127:
+    """ddrescue 1.27's phases in order; the limits are checked before each phase."""
+
+    name = "ddrescue-1.27"
+
+    def phases(self, ctx: ScheduleContext) -> list[tuple[str, bool, Phase]]:
+        """``(status, enabled, phase)`` in the order they run."""
+        o = ctx.opts
+        return [
+            (NON_TRIED, True, copying_phase),
+            (NON_TRIMMED, not o.no_trim, trimming_phase),
+            (NON_SCRAPED, not o.no_scrape, scraping_phase),
+            (BAD_SECTOR, o.max_retries != 0, retrying_phase),
+        ]
+
+    def tier_phases(self, ctx: ScheduleContext) -> list[tuple[str, Phase]]:
+        return [(st, ph) for st, on, ph in self.phases(ctx)[:3] if on]
+
+    def reads(self, ctx: ScheduleContext) -> Iterator[Read]:
+        for status, enabled, phase in self.phases(ctx):
+            if enabled and ctx.book.domain_size_of(status):
+                ctx.check_limits()
+                yield from phase(ctx)

@@ -6,19 +6,16 @@ failed read pass 1 skips ahead by a skip size that doubles on consecutive errors
 2-4 skip the rest of the ``?`` block that follows the read (no skips at all with ``-K0``); a
 slow read (``-a``) in passes 1 and 2 is skipped after in the same way, pass 1 by the rate;
 passes 3 and 4 only read ``?`` blocks next to a finished block; pass 5 sweeps without skipping.
-A pass is announced to the rescuer (:meth:`Rescuer.set_phase`) just before its first read, so
+A pass is announced to the rescuer (:attr:`ScheduleContext.announce`) just before its first read, so
 a pass that reads nothing leaves no trace in the status line or the read log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Iterator
 
 from engine.map.blockmap import FINISHED, NON_TRIED
-
-if TYPE_CHECKING:
-    from engine.rescue.rescuer import Read, Rescuer
+from engine.schedule.base import Read, ScheduleContext
 
 
 def _msg(passno: int, forward: bool) -> str:
@@ -26,59 +23,59 @@ def _msg(passno: int, forward: bool) -> str:
     return f"Copying non-tried blocks... Pass {passno} ({way})"
 
 
-def copying_phase(r: Rescuer) -> Iterator[Read]:
+def copying_phase(ctx: ScheduleContext) -> Iterator[Read]:
     """Run the selected copying passes until one finds no non-tried data at all.
 
     A saved status ``?`` resumes (unless ``--cpass`` is given): the saved pass continues from
     ``current_pos``; a saved pass above 5 restarts at pass 1, still from ``current_pos``.
     The pass number becomes the first pass's at once, before anything is read.
     """
-    passes = r.opts.cpass if r.opts.cpass is not None else [1, 2, 3, 4, 5]
-    resume = r.opts.cpass is None and r.saved_status == NON_TRIED
-    first = r.saved_pass if resume and r.saved_pass <= 5 else 1
-    r.current_pass = first  # at once, even if no pass reads anything
+    passes = ctx.opts.cpass if ctx.opts.cpass is not None else [1, 2, 3, 4, 5]
+    resume = ctx.opts.cpass is None and ctx.resume.status == NON_TRIED
+    first = ctx.resume.passno if resume and ctx.resume.passno <= 5 else 1
+    ctx.book.current_pass = first  # at once, even if no pass reads anything
     for passno in passes:
         if passno < first:
             continue
-        forward = r.direction(passno)
-        start = resume_start(r, NON_TRIED, forward, resume and passno == first)
+        forward = ctx.direction(passno)
+        start = resume_start(ctx, NON_TRIED, forward, resume and passno == first)
         if forward:
-            found = yield from _forward(r, passno, start)
+            found = yield from _forward(ctx, passno, start)
         else:
-            found = yield from _backward(r, passno, start)
+            found = yield from _backward(ctx, passno, start)
         if not found:
             return
 
 
-def resume_start(r: Rescuer, status: str, forward: bool, resume: bool) -> int:
+def resume_start(ctx: ScheduleContext, status: str, forward: bool, resume: bool) -> int:
     """Where a pass over ``status`` data starts: the domain's start (its end backwards), or on
     a resume the first such data at or after the saved position (at or before it backwards)."""
     if forward:
-        if resume and r.find_forward(r.saved_pos, status):
-            return max(r.domain_start, r.saved_pos)
-        return r.domain_start
-    if resume and r.find_backward(r.saved_pos, status):
-        return min(r.domain_end, r.saved_pos)
-    return r.domain_end
+        if resume and ctx.book.find_forward(ctx.resume.pos, status):
+            return max(ctx.book.domain_start, ctx.resume.pos)
+        return ctx.book.domain_start
+    if resume and ctx.book.find_backward(ctx.resume.pos, status):
+        return min(ctx.book.domain_end, ctx.resume.pos)
+    return ctx.book.domain_end
 
 
-def _qualifies(r: Rescuer, passno: int, start: int, end: int, forward: bool) -> bool:
+def _qualifies(ctx: ScheduleContext, passno: int, start: int, end: int, forward: bool) -> bool:
     """Passes 3 and 4 read a ``?`` block only when the block behind it (in the direction of
     the pass) is finished or absent.
 
-    The block is ddrescue's map block: the whole run of ``?`` as the rescuer's lookups see it,
-    which ends at domain borders (and wherever the rescuer keeps blocks apart). A run cut there
+    The block is ddrescue's map block: the whole run of ``?`` as the map book's lookups see it,
+    which ends at domain borders (and wherever the map book keeps blocks apart). A run cut there
     has ``?`` behind it, so it does not qualify.
     """
     if passno not in (3, 4):
         return True
     if forward:
-        run = r.find_backward(start + 1, NON_TRIED)
+        run = ctx.book.find_backward(start + 1, NON_TRIED)
         block_start = run[0] if run is not None else start
-        return r.status_before(block_start) in ("", FINISHED)
-    run = r.find_forward(end - 1, NON_TRIED)
+        return ctx.book.status_before(block_start) in ("", FINISHED)
+    run = ctx.book.find_forward(end - 1, NON_TRIED)
     block_end = run[1] if run is not None else end
-    return r.status_after(block_end) in ("", FINISHED)
+    return ctx.book.status_after(block_end) in ("", FINISHED)
 
 
 def _next_skip(eskip: int, maximum: int) -> int:
@@ -86,35 +83,35 @@ def _next_skip(eskip: int, maximum: int) -> int:
     return eskip * 2 if eskip <= maximum // 2 else maximum
 
 
-def _slow_skip(r: Rescuer, sskip: int, initial: int, maximum: int) -> int:
+def _slow_skip(ctx: ScheduleContext, sskip: int, initial: int, maximum: int) -> int:
     """The skip after a slow read in pass 1 (``-a``): the current rate, at least INITIAL and at
     most MAX, doubling while the samples stay slow."""
-    if not r.rates.prev_slow:
-        return max(initial, min(r.rates.c_rate, maximum))
+    if not ctx.rates.prev_slow:
+        return max(initial, min(ctx.rates.c_rate, maximum))
     return _next_skip(sskip, maximum)
 
 
-def _skip_forward(r: Rescuer, pos: int, size: int | None) -> int:
+def _skip_forward(ctx: ScheduleContext, pos: int, size: int | None) -> int:
     """The skip after a failed read ending at ``pos``: over at most ``size`` bytes (None: all)
     of the ``?`` block that begins exactly at ``pos``, ending on a sector boundary unless it
     ends with the block. Nothing is skipped when no ``?`` block begins at ``pos``."""
-    nxt = r.find_forward(pos, NON_TRIED)
+    nxt = ctx.book.find_forward(pos, NON_TRIED)
     if nxt is None or nxt[0] != pos:
         return pos
     end = nxt[1] if size is None else min(pos + size, nxt[1])
     if end < nxt[1]:
-        end -= end % r.ss
+        end -= end % ctx.ss
     return max(pos, end)
 
 
-def _skip_backward(r: Rescuer, pos: int, size: int | None) -> int:
+def _skip_backward(ctx: ScheduleContext, pos: int, size: int | None) -> int:
     """The mirror of :func:`_skip_forward` for a failed read starting at ``pos``."""
-    prv = r.find_backward(pos, NON_TRIED)
+    prv = ctx.book.find_backward(pos, NON_TRIED)
     if prv is None or prv[1] != pos:
         return pos
     start = prv[0] if size is None else max(pos - size, prv[0])
     if start > prv[0]:
-        start = -(-start // r.ss) * r.ss
+        start = -(-start // ctx.ss) * ctx.ss
     return min(pos, start)
 
 
@@ -122,9 +119,9 @@ class _Skips:
     """The skip sizes of one pass: after an error (doubling in pass 1, reset by a good read or
     a change of block) and after a slow read (``-a``); passes 2-4 skip the rest of the block."""
 
-    def __init__(self, r: Rescuer) -> None:
-        self.r = r
-        self.initial, self.maximum = r.skip_initial, r.skip_max
+    def __init__(self, ctx: ScheduleContext) -> None:
+        self.ctx = ctx
+        self.initial, self.maximum = ctx.skip_initial, ctx.skip_max
         self.eskip = self.initial
         self.sskip = 0
 
@@ -137,37 +134,35 @@ class _Skips:
         if read.failed or read.slow:
             if initial > 0 and passno == 1:
                 if read.failed:
-                    pos = skip(self.r, pos, self.eskip)
+                    pos = skip(self.ctx, pos, self.eskip)
                     self.eskip = _next_skip(self.eskip, self.maximum)
                 else:
-                    self.sskip = _slow_skip(self.r, self.sskip, initial, self.maximum)
-                    pos = skip(self.r, pos, self.sskip)
+                    self.sskip = _slow_skip(self.ctx, self.sskip, initial, self.maximum)
+                    pos = skip(self.ctx, pos, self.sskip)
             elif initial > 0 and passno <= 4:
-                pos = skip(self.r, pos, None)
+                pos = skip(self.ctx, pos, None)
         elif read.copied > 0:
             self.eskip = initial
         return pos
 
 
-def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
+def _forward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, None, bool]:
     """One forward pass from ``pos``; returns whether any ``?`` data was found."""
-    from engine.rescue.rescuer import Read
-
-    softbs = r.softbs
-    skips = _Skips(r)
+    softbs = ctx.softbs
+    skips = _Skips(ctx)
     expected: int | None = None
     found_any = started = False
     while True:
-        blk = r.find_forward(pos, NON_TRIED)
+        blk = ctx.book.find_forward(pos, NON_TRIED)
         if blk is None:
             return found_any
         found_any = True
         bs, be = blk
-        if not _qualifies(r, passno, bs, be, True):
+        if not _qualifies(ctx, passno, bs, be, True):
             pos = be
             continue
         if not started:
-            r.set_phase(NON_TRIED, passno, _msg(passno, True))
+            ctx.announce(NON_TRIED, passno, _msg(passno, True))
             started = True
         pos = max(pos, bs)
         end = min(pos + softbs, be)
@@ -175,34 +170,32 @@ def _forward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             end -= end % softbs
         if expected is not None and pos != expected:
             skips.reset()
-            r.rates.block_changed()
+            ctx.rates.block_changed()
         read = Read(pos, end - pos, run_end=be)
         yield read
-        if read.ran:  # the rescuer read good clusters before this one (Rescuer.do_run)
+        if read.ran:  # the rescuer read good clusters before this one (RescueBook.do_run)
             skips.reset()
         pos = skips.after(read, passno, read.end, _skip_forward)
         expected = pos
 
 
-def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
+def _backward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, None, bool]:
     """One backward pass down from ``pos``; returns whether any ``?`` data was found."""
-    from engine.rescue.rescuer import Read
-
-    softbs = r.softbs
-    skips = _Skips(r)
+    softbs = ctx.softbs
+    skips = _Skips(ctx)
     expected: int | None = None
     found_any = started = False
     while True:
-        blk = r.find_backward(pos, NON_TRIED)
+        blk = ctx.book.find_backward(pos, NON_TRIED)
         if blk is None:
             return found_any
         found_any = True
         bs, be = blk
-        if not _qualifies(r, passno, bs, be, False):
+        if not _qualifies(ctx, passno, bs, be, False):
             pos = bs
             continue
         if not started:
-            r.set_phase(NON_TRIED, passno, _msg(passno, False))
+            ctx.announce(NON_TRIED, passno, _msg(passno, False))
             started = True
         pos = min(pos, be)
         start = max(pos - softbs, bs)
@@ -210,7 +203,7 @@ def _backward(r: Rescuer, passno: int, pos: int) -> Iterator[Read]:
             start = -(-start // softbs) * softbs
         if expected is not None and pos != expected:
             skips.reset()
-            r.rates.block_changed()
+            ctx.rates.block_changed()
         read = Read(start, pos - start, backward=True)
         yield read
         pos = skips.after(read, passno, read.pos, _skip_backward)

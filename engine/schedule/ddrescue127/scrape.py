@@ -9,39 +9,38 @@ without reads (see :func:`engine.schedule.ddrescue127.trim.uncounted_scrape_size
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from engine.map.blockmap import NON_SCRAPED
+from engine.schedule.base import Read, ScheduleContext
 from engine.schedule.ddrescue127.trim import uncounted_scrape_size
 
-if TYPE_CHECKING:
-    from engine.rescue.rescuer import Read, Rescuer
 
-
-def scraping_phase(r: Rescuer) -> Iterator[Read]:
+def scraping_phase(ctx: ScheduleContext) -> Iterator[Read]:
     """Scrape every ``/`` block of the domain (block order reversed with ``-R``)."""
-    if r.domain_size_of(NON_SCRAPED) <= uncounted_scrape_size(r):
+    if ctx.book.domain_size_of(NON_SCRAPED) <= uncounted_scrape_size(ctx):
         return
-    forward = not r.opts.reverse
+    forward = not ctx.opts.reverse
     message = f"Scraping failed blocks... ({'forwards' if forward else 'backwards'})"
-    pos = r.domain_start if forward else r.domain_end
+    pos = ctx.book.domain_start if forward else ctx.book.domain_end
     started = False
     while True:
-        blk = r.find_forward(pos, NON_SCRAPED) if forward else r.find_backward(pos, NON_SCRAPED)
+        blk = (
+            ctx.book.find_forward(pos, NON_SCRAPED)
+            if forward
+            else ctx.book.find_backward(pos, NON_SCRAPED)
+        )
         if blk is None:
             return
         if not started:
-            r.set_phase(NON_SCRAPED, 1, message)
+            ctx.announce(NON_SCRAPED, 1, message)
             started = True
-        yield from _scrape_block(r, *blk)
+        yield from _scrape_block(ctx, *blk)
         pos = blk[1] if forward else blk[0]
 
 
-def _scrape_block(r: Rescuer, a: int, b: int) -> Iterator[Read]:
+def _scrape_block(ctx: ScheduleContext, a: int, b: int) -> Iterator[Read]:
     """Read ``[a, b)`` forwards one sector at a time (the first read may be shorter)."""
-    from engine.rescue.rescuer import Read
-
-    ss = r.ss
+    ss = ctx.ss
     while a < b:
         read = Read(a, min((a // ss + 1) * ss, b) - a)
         yield read

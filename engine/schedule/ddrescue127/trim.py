@@ -15,35 +15,33 @@ runs at all; :func:`uncounted_scrape_size` gives the bytes so changed, for the s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
 from engine.map.blockmap import BAD_SECTOR, NON_SCRAPED, NON_TRIMMED
-
-if TYPE_CHECKING:
-    from engine.rescue.rescuer import Read, Rescuer
-
-_UNCOUNTED: WeakKeyDictionary[Rescuer, int] = WeakKeyDictionary()
+from engine.schedule.base import Read, ScheduleContext
 
 
-def uncounted_scrape_size(r: Rescuer) -> int:
+def uncounted_scrape_size(ctx: ScheduleContext) -> int:
     """Bytes this run's trimming turned ``*`` -> ``/`` without reads (both sides bad)."""
-    return _UNCOUNTED.get(r, 0)
+    return ctx.uncounted_scrape
 
 
-def trimming_phase(r: Rescuer) -> Iterator[Read]:
+def trimming_phase(ctx: ScheduleContext) -> Iterator[Read]:
     """Trim every ``*`` block of the domain, in block order (reverse order with ``-R``)."""
-    forward = not r.opts.reverse
+    forward = not ctx.opts.reverse
     message = f"Trimming failed blocks... ({'forwards' if forward else 'backwards'})"
-    pos = r.domain_start if forward else r.domain_end
+    pos = ctx.book.domain_start if forward else ctx.book.domain_end
     started = False
     while True:
-        blk = r.find_forward(pos, NON_TRIMMED) if forward else r.find_backward(pos, NON_TRIMMED)
+        blk = (
+            ctx.book.find_forward(pos, NON_TRIMMED)
+            if forward
+            else ctx.book.find_backward(pos, NON_TRIMMED)
+        )
         if blk is None:
             return
-        for read in trim_block(r, *blk):
+        for read in trim_block(ctx, *blk):
             if not started:
-                r.set_phase(NON_TRIMMED, 1, message)
+                ctx.announce(NON_TRIMMED, 1, message)
                 started = True
             yield read
         pos = blk[1] if forward else blk[0]
@@ -59,16 +57,14 @@ def _sector_start(end: int, ss: int, limit: int) -> int:
     return max(((end - 1) // ss) * ss, limit)
 
 
-def trim_block(r: Rescuer, start: int, end: int) -> Iterator[Read]:
+def trim_block(ctx: ScheduleContext, start: int, end: int) -> Iterator[Read]:
     """Trim the ``*`` block ``[start, end)``: the edges sector by sector, the middle to ``/``."""
-    from engine.rescue.rescuer import Read
-
-    ss = r.ss
-    lbad = r.status_before(start) == BAD_SECTOR
-    rbad = r.status_after(end) == BAD_SECTOR
+    ss = ctx.ss
+    lbad = ctx.book.status_before(start) == BAD_SECTOR
+    rbad = ctx.book.status_after(end) == BAD_SECTOR
     if lbad and rbad:
-        r.bmap.set_status(start, end - start, NON_SCRAPED)
-        _UNCOUNTED[r] = _UNCOUNTED.get(r, 0) + end - start
+        ctx.book.mark(start, end - start, NON_SCRAPED)
+        ctx.uncounted_scrape += end - start
         return
     a, b = start, end
     if not lbad:
@@ -86,5 +82,5 @@ def trim_block(r: Rescuer, start: int, end: int) -> Iterator[Read]:
             b = s
             if read.failed:
                 break
-    if a < b and r.bmap.find_forward(a, NON_TRIMMED, b) is not None:
-        r.bmap.set_status(a, b - a, NON_SCRAPED)
+    if a < b and ctx.book.bmap.find_forward(a, NON_TRIMMED, b) is not None:
+        ctx.book.mark(a, b - a, NON_SCRAPED)

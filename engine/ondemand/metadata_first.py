@@ -1,10 +1,11 @@
 """Planning through the engine: every byte the planner reads is rescued first.
 
 :func:`engine_reader` gives the planner a :data:`~engine.metadata.volume.Reader` whose reads
-go to the source through :meth:`engine.rescue.rescuer.Rescuer.read_urgent` (whole clusters, no
-scraping: a structure in a failed cluster is left for the fallbacks and the normal schedule),
-and then come back from the output. :func:`metadata_first` plans and hands the tiers to the
-rescuer, which works through them before its normal schedule.
+go to the source as on-demand reads (:func:`engine.ondemand.urgent.read_urgent`: whole
+clusters, no scraping: a structure in a failed cluster is left for the fallbacks and the normal
+schedule), and then come back from the output. :func:`metadata_first` plans and wraps the
+rescue book's schedule in :class:`engine.schedule.tiers.MetadataFirst`, which works through the
+tiers before the normal schedule.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from collections.abc import Callable
 
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, P4, Plan, Reader
+from engine.ondemand.urgent import read_urgent
 from engine.progress.figures import figures, format_range, tier_ranges
-from engine.rescue.rescuer import Rescuer
+from engine.rescue.book import RescueBook
+from engine.schedule.tiers import MetadataFirst
 
 EXT_MAGIC_AT = 1024 + 56
 SMALL = 16 * 1024  # structures up to this size get their own sectors retried
 
 
-def engine_reader(rescuer: Rescuer, fd: int, between: Callable[[], None] | None = None) -> Reader:
+def engine_reader(
+    rescuer: RescueBook, fd: int, between: Callable[[], None] | None = None
+) -> Reader:
     """A reader that rescues what it reads; ``between`` runs before each source read (the
     live mount serves its queued requests there)."""
     size = rescuer.source.size
@@ -29,16 +34,16 @@ def engine_reader(rescuer: Rescuer, fd: int, between: Callable[[], None] | None 
     def read(pos: int, n: int) -> bytes | None:
         if pos < 0 or n <= 0 or pos + n > size:
             return None
-        if not rescuer.is_finished(pos, n):
+        if not rescuer.map.is_finished(pos, n):
             if between is not None:
                 between()
             rescuer.check_limits()  # a signal stops the planning as it stops the passes
-            rescuer.read_urgent(pos, n, scrape=False)
-            if not rescuer.is_finished(pos, n) and n <= SMALL:
+            read_urgent(rescuer, pos, n, scrape=False)
+            if not rescuer.map.is_finished(pos, n) and n <= SMALL:
                 # the retry budget: a small structure inside a failed cluster is read again,
                 # just its own sectors, once (a bad neighbour must not hide it)
-                rescuer.read_urgent(pos, n, scrape=True)
-            if not rescuer.is_finished(pos, n):
+                read_urgent(rescuer, pos, n, scrape=True)
+            if not rescuer.map.is_finished(pos, n):
                 return None
         data = os.pread(fd, n, pos + rescuer.offset)
         return data + bytes(n - len(data))
@@ -55,13 +60,13 @@ def worth_planning(read: Reader) -> bool:
     return head[510:512] == b"\x55\xaa" or head[EXT_MAGIC_AT : EXT_MAGIC_AT + 2] == b"\x53\xef"
 
 
-def metadata_first(rescuer: Rescuer, between: Callable[[], None] | None = None) -> Plan | None:
+def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = None) -> Plan | None:
     """Plan the disk through the engine and give the rescuer its tiers (P0-P2, P3, P4).
 
     Returns the plan, or None when nothing was recognised (the rescue then runs in plain
     ddrescue order).
     """
-    if rescuer.domain != [(0, rescuer.bmap.end)]:
+    if rescuer.map.domain != [(0, rescuer.map.bmap.end)]:
         return None  # -i, -s, -m or -C chose the area: nothing is read outside it
     fd = os.open(rescuer.output.path, os.O_RDONLY | os.O_CLOEXEC)
     rescuer.message = "Reading the partition table and filesystem metadata..."
@@ -84,7 +89,7 @@ def metadata_first(rescuer: Rescuer, between: Callable[[], None] | None = None) 
         plan.areas, plan.notes = again.areas, again.notes  # the caller's plan grows too
         return tiers_of(again)
 
-    rescuer.set_tiers(tiers_of(plan), replan)
+    rescuer.set_schedule(MetadataFirst(rescuer.schedule, tiers_of(plan), replan))
     return plan
 
 
@@ -105,14 +110,15 @@ def plan_summary(plan: Plan) -> str:
 TIERS = (("metadata", 0, P2), ("redundancy", P3, P3), ("used data", P4, P4))
 
 
-def tier_progress(plan: Plan, rescuer: Rescuer) -> list[dict[str, object]]:
+def tier_progress(plan: Plan, rescuer: RescueBook) -> list[dict[str, object]]:
     """Per tier (metadata, used data, free space): its size, its bytes by status, how much is
     finished, and the cumulative remaining-time range in seconds (``eta_low``/``eta_high``)."""
-    with rescuer.lock:
-        totals = {st: rescuer.domain_size_of(st, whole=True) for st in "+?*/-"}
+    book = rescuer.map
+    with book.lock:
+        totals = {st: book.domain_size_of(st, whole=True) for st in "+?*/-"}
         figs = figures(
-            rescuer.bmap,
-            tier_ranges(plan, rescuer.whole_domain),
+            book.bmap,
+            tier_ranges(plan, book.whole_domain),
             rescuer.measured_rates(),
             rescuer.ss,
             rescuer.opts.max_retries,
@@ -125,7 +131,7 @@ def tier_progress(plan: Plan, rescuer: Rescuer) -> list[dict[str, object]]:
     return out
 
 
-def tier_line(plan: Plan, rescuer: Rescuer) -> str:
+def tier_line(plan: Plan, rescuer: RescueBook) -> str:
     """``  metadata 100.00 % (done), used data 37.10 % (2m - 1h 5m), free space 0.00 % (...)``."""
     parts = []
     for t in tier_progress(plan, rescuer):

@@ -10,28 +10,17 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from engine import DDRESCUE_VERSION, __version__
 from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
-from engine.numbers import format_size, format_time
-
-if TYPE_CHECKING:
-    from engine.rescue.rescuer import Rescuer
+from engine.numbers import format_size, format_time, pct
+from engine.rescue.book import RescueBook
 
 
 def version_line() -> str:
     """The first line of the screen, as ddrescue starts with its name and version."""
-    from engine import DDRESCUE_VERSION, __version__
-
     return f"ddfs {__version__} (GNU ddrescue {DDRESCUE_VERSION} compatible)\n"
-
-
-def pct(part: int, whole: int) -> str:
-    """Percentage with two decimals, truncated as ddrescue does."""
-    if whole <= 0:
-        return "0.00%"
-    hundredths = part * 10000 // whole
-    return f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
 def preview_lines(preview: tuple[int, bytes], count: int) -> list[str]:
@@ -80,7 +69,7 @@ class StatusScreen:
     def _rate(self, n: float) -> str:
         return format_size(n, self.binary, 99_999) + "B/s"
 
-    def sample(self, r: Rescuer) -> None:
+    def sample(self, r: RescueBook) -> None:
         now = time.monotonic()
         dt = now - self._last_sample
         if dt >= 1.0:
@@ -92,15 +81,15 @@ class StatusScreen:
             self._last_errors = r.error_bytes
             self._last_sample = now
 
-    def lines(self, r: Rescuer) -> list[str]:
-        bm = r.bmap
+    def lines(self, r: RescueBook) -> list[str]:
+        bm = r.map.bmap
         elapsed = time.time() - r.start_time
-        domain = sum(b - a for a, b in r.whole_domain) or 1
-        rescued = r.domain_size_of(FINISHED, whole=True)
+        domain = sum(b - a for a, b in r.map.whole_domain) or 1
+        rescued = r.map.domain_size_of(FINISHED, whole=True)
         avg = r.rescued_this_run / elapsed if elapsed > 0 else 0.0
-        remaining = r.domain_size_of(NON_TRIED + NON_TRIMMED + NON_SCRAPED, whole=True)
+        remaining = r.map.domain_size_of(NON_TRIED + NON_TRIMMED + NON_SCRAPED, whole=True)
         if r.opts.max_retries:
-            remaining += r.domain_size_of(BAD_SECTOR, whole=True)
+            remaining += r.map.domain_size_of(BAD_SECTOR, whole=True)
         rate = sum(self._samples) / len(self._samples) if self._samples else 0.0
         if rate > 0:
             secs = remaining / rate
@@ -117,8 +106,8 @@ class StatusScreen:
             f"  current rate: {self._rate(self.current_rate):>11}",
             f"     opos: {self._b(ipos + r.offset):>10}, non-scraped: "
             f"{self._b(bm.size_of(NON_SCRAPED)):>10},  average rate: {self._rate(avg):>11}",
-            f"non-tried: {self._b(r.domain_size_of(NON_TRIED, whole=True)):>10},  bad-sector: "
-            f"{self._b(r.domain_size_of(BAD_SECTOR, whole=True)):>10},    error rate: "
+            f"non-tried: {self._b(r.map.domain_size_of(NON_TRIED, whole=True)):>10},  bad-sector: "
+            f"{self._b(r.map.domain_size_of(BAD_SECTOR, whole=True)):>10},    error rate: "
             f"{self._rate(self.error_rate):>11}",
             f"  rescued: {self._b(rescued):>10},   bad areas: {bm.count_of(BAD_SECTOR):8d},"
             f"        run time: {format_time(elapsed):>11}",
@@ -132,14 +121,14 @@ class StatusScreen:
             out.extend(self.extra().split("\n"))
         return out
 
-    def start(self, r: Rescuer, existed: bool) -> None:
+    def start(self, r: RescueBook, existed: bool) -> None:
         if self.quiet:
             return
         if not r.opts.ask:  # --ask showed the version line and the summary already
             self.out.write(version_line())
         if r.opts.verbosity and not r.opts.ask:
-            size = sum(b - a for a, b in r.whole_domain)
-            ipos = r.domain_start
+            size = sum(b - a for a, b in r.map.whole_domain)
+            ipos = r.map.domain_start
             self.out.write(
                 f"About to copy {format_size(size, self.binary)}Bytes from "
                 f"'{r.source.path}' to '{r.output.path}'\n"
@@ -150,19 +139,19 @@ class StatusScreen:
                 f"Sector size: {r.ss} Bytes\n\n"
             )
         if existed:
-            bm = r.bmap
-            tried = r.domain_size_of(NON_TRIMMED + NON_SCRAPED + BAD_SECTOR, whole=True)
+            bm = r.map.bmap
+            tried = r.map.domain_size_of(NON_TRIMMED + NON_SCRAPED + BAD_SECTOR, whole=True)
             self.out.write(
                 "Initial status (read from mapfile)\n"
-                f"rescued: {self._b(r.domain_size_of(FINISHED, whole=True))},"
+                f"rescued: {self._b(r.map.domain_size_of(FINISHED, whole=True))},"
                 f" tried: {self._b(tried)},"
-                f" bad-sector: {self._b(r.domain_size_of(BAD_SECTOR, whole=True))},"
+                f" bad-sector: {self._b(r.map.domain_size_of(BAD_SECTOR, whole=True))},"
                 f" bad areas: {bm.count_of(BAD_SECTOR)}\n\n"
             )
         self.out.write("Press Ctrl-C to interrupt\n")
         self.out.flush()
 
-    def update(self, r: Rescuer, force: bool = False) -> None:
+    def update(self, r: RescueBook, force: bool = False) -> None:
         self.sample(r)
         if self.quiet:
             return
@@ -190,7 +179,7 @@ class StatusScreen:
         self._last_message = r.message
         self.out.flush()
 
-    def finish(self, r: Rescuer, final_line: str) -> None:
+    def finish(self, r: RescueBook, final_line: str) -> None:
         if self.quiet:
             return
         self.update(r, force=True)

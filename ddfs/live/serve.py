@@ -1,0 +1,192 @@
+"""The live mount's service in trio: the FUSE loop and the tasks around it.
+
+:func:`serve` mounts the adapter (:mod:`ddfs.live.fusefs`) and runs, beside pyfuse3's loop:
+the signal watcher (the engine stops between two reads, the loop devices are detached, the loop
+ends), :func:`find_partitions` (the partition tables are rescued through the engine first, then
+shown as files), the overlay's periodic commits, the repair view's refresh and ``--loop``'s
+devices (:class:`LoopDevices`). Every blocking call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pyfuse3
+import trio
+
+from ddfs.live.fusefs import Operations
+from ddfs.live.reader import ImageReader
+from ddfs.live.repairview import RepairView, backup_areas
+from ddfs.live.view import View
+from engine.metadata.partitions import TableUnreadable, read_partitions, table_ranges
+
+COMMIT_EVERY = 5.0  # seconds between two commits of a written overlay
+REPAIR_EVERY = 2.0  # seconds between two looks for substitutions while the rescue runs
+
+
+@dataclass
+class ServeOptions:
+    """What the service needs to know of ``ddfs mount``'s options."""
+
+    loop: bool = False  # --loop: attach image and partitions as loop devices
+    writable: bool = False  # an overlay takes writes (also through the loop devices)
+
+
+async def find_partitions(view: View, reader: ImageReader, retry_every: float = 2.0) -> None:
+    """Rescue the partition tables through the engine, then show the partitions.
+
+    The table sectors jump the queue once; if they cannot be had yet, the table is looked at
+    again every ``retry_every`` seconds until the background schedule is over.
+    """
+    size = view.image_size
+    for start, end in table_ranges(size):
+        await reader.rescue_range(start, end - start)
+    while True:
+        if await _try_partitions(view, reader):
+            return
+        if view.live.background_done:
+            if not await _try_partitions(view, reader):
+                view.partition_note += "; the rescue is over"
+            return
+        await trio.sleep(retry_every)
+
+
+async def _try_partitions(view: View, reader: ImageReader) -> bool:
+    size = view.image_size
+    for _ in range(130):  # an EBR chain is read one link at a time
+        missing: list[tuple[int, int]] = []
+
+        def read(pos: int, n: int, missing: list[tuple[int, int]] = missing) -> bytes | None:
+            data = reader.served_sync(pos, n) if pos + n <= size else None
+            if data is None:
+                missing.append((pos, n))
+            return data
+
+        try:  # preads: in a worker thread, as every blocking call
+            parts = await trio.to_thread.run_sync(read_partitions, read, size)
+        except TableUnreadable:
+            pos, n = missing[-1]
+            if pos + n > size or not await reader.rescue_range(pos, n):
+                view.partition_note = f"not readable yet (sector at {pos})"
+                return False
+            continue
+        view.set_partitions(parts)
+        view.partition_note = f"{len(parts)} partition(s)" if parts else "none found"
+        return True
+    return False
+
+
+async def keep_committing(reader: ImageReader, every: float = COMMIT_EVERY) -> None:
+    """Commit the overlay's writes every ``every`` seconds (when there are any)."""
+    while True:
+        await trio.sleep(every)
+        try:
+            await reader.commit()
+        except OSError as exc:
+            sys.stderr.write(f"ddfs: the overlay could not be committed: {exc}\n")
+
+
+async def keep_repair_view(
+    view: View, reader: ImageReader, repair: RepairView, every: float = REPAIR_EVERY
+) -> None:
+    """Work the substitutions out while the rescue runs, and once after it."""
+    size = view.image_size
+    while True:
+        over = view.live.background_done
+        for pos, n in backup_areas(size, view.partitions) + repair.wanted():
+            if _untried(view, pos, n):  # (bad backups are not asked for again and again)
+                reader.read_ahead(pos, n)
+        await trio.to_thread.run_sync(repair.refresh, reader.rescued_sync, size, view.partitions)
+        if over:
+            return
+        await trio.sleep(every)
+
+
+def _untried(view: View, pos: int, size: int) -> bool:
+    return view.live.untried(pos, size)
+
+
+class LoopDevices:
+    """``--loop``: ``image`` and each partition file attached as loop devices, read-only
+    unless the mount has an overlay (then writes through them go to the overlay).
+
+    One loop device per file (rather than ``losetup -P``) works on every kernel, including
+    those built without partition-table parsing, and maps each partition to a device name.
+    """
+
+    def __init__(self, writable: bool = False) -> None:
+        self.devices: dict[str, str] = {}
+        self.argv = ["losetup", "-f", "--show"] if writable else ["losetup", "-r", "-f", "--show"]
+
+    async def attach(self, path: str) -> None:
+        res = await trio.to_thread.run_sync(
+            lambda: subprocess.run([*self.argv, path], capture_output=True, text=True)
+        )
+        if res.returncode != 0:
+            sys.stderr.write(f"ddfs: losetup {path} failed: {res.stderr.strip()}\n")
+            return
+        self.devices[path] = res.stdout.strip()
+        sys.stderr.write(f"ddfs: {os.path.basename(path)} attached as {res.stdout.strip()}\n")
+
+    async def attach_all(self, mountpoint: str, view: View) -> None:
+        await self.attach(os.path.join(mountpoint, "image"))
+        while not view.partitions and not view.live.background_done:
+            await trio.sleep(0.5)
+        for p in view.partitions:
+            await self.attach(os.path.join(mountpoint, f"p{p.number}"))
+
+    async def detach(self) -> None:
+        devices, self.devices = list(self.devices.values()), {}
+        for dev in devices:
+            await trio.to_thread.run_sync(
+                lambda dev=dev: subprocess.run(["losetup", "-d", dev], capture_output=True)
+            )
+        for dev in devices:
+            backing = f"/sys/block/{os.path.basename(dev)}/loop/backing_file"
+            with trio.move_on_after(10):
+                while os.path.exists(backing):  # the kernel lets go of the file lazily
+                    await trio.sleep(0.05)
+
+
+async def serve(
+    view: View,
+    reader: ImageReader,
+    mountpoint: str,
+    sopts: ServeOptions,
+    signals: list[int],
+    fuse_opts: set[str],
+) -> None:
+    """Mount, serve until unmounted or signalled, unmount. ``signals`` gets the first signal
+    caught (SIGINT, SIGTERM, SIGHUP): the engine is told to stop and the loop devices are
+    detached before the FUSE loop ends."""
+    ops = Operations(view, reader)
+    loop = LoopDevices(writable=sopts.writable)
+    pyfuse3.init(ops, mountpoint, fuse_opts)
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as rx:
+                    async for signum in rx:
+                        if not signals:
+                            signals.append(signum)
+                        view.live.stop(signum)
+                        await loop.detach()
+                        pyfuse3.terminate()
+
+            nursery.start_soon(watch_signals)
+            nursery.start_soon(find_partitions, view, reader)
+            if reader.overlay is not None:
+                nursery.start_soon(keep_committing, reader)
+            if reader.repair is not None:
+                nursery.start_soon(keep_repair_view, view, reader, reader.repair)
+            if sopts.loop:
+                nursery.start_soon(loop.attach_all, mountpoint, view)
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+    finally:
+        pyfuse3.close(unmount=True)

@@ -49,54 +49,65 @@ def copy_run(tool: str, infile: Path, outfile: Path, mapfile: Path) -> Run:
     return run_measured(cmd, env=python_env())
 
 
+def copy_rounds(
+    work: Path, size: int, rounds: int
+) -> tuple[dict[str, list[Run]], list[float], tuple[str, str]]:
+    """Write the input, warm up, copy in interleaved rounds and check the results.
+
+    Returns the runs of each tool, the start-up times of ``ddfs --version`` and the status
+    lines of the final maps (ddrescue's, ddfs's).
+    """
+    infile = work / "in"
+    print(f"clean copy: writing {size / GiB:g} GiB of random data to {infile}", flush=True)
+    write_random(infile, size)
+    outs = {t: work / f"out.{t}" for t in TOOLS}
+    maps = {t: work / f"map.{t}" for t in TOOLS}
+    # warm-up, not counted: makes both outputs full-size and warms the caches
+    for tool in TOOLS:
+        copy_run(tool, infile, outs[tool], maps[tool])
+    runs: dict[str, list[Run]] = {t: [] for t in TOOLS}
+    for rnd in range(rounds):
+        order = TOOLS if rnd % 2 == 0 else TOOLS[::-1]
+        for tool in order:
+            maps[tool].unlink(missing_ok=True)
+            r = copy_run(tool, infile, outs[tool], maps[tool])
+            runs[tool].append(r)
+            print(f"  round {rnd + 1} {tool:8s} {r.wall:6.3f} s", flush=True)
+    startup = [run_measured([DDFS, "--version"], env=python_env()).wall for _ in range(rounds)]
+    for tool in TOOLS:
+        if not filecmp.cmp(infile, outs[tool], shallow=False):
+            raise RuntimeError(f"{tool}: the output differs from the input")
+    (st_a, bl_a), (st_b, bl_b) = (map_lines(maps[t]) for t in TOOLS)
+    maps_equal = bl_a == bl_b
+    if not maps_equal:
+        raise RuntimeError(f"final maps differ: {bl_a[:5]} vs {bl_b[:5]}")
+    return runs, startup, (st_a, st_b)
+
+
+def tool_row(tool: str, rs: list[Run], size: int) -> list[str]:
+    """One row of the table: medians (and the range of wall times) of one tool's runs."""
+    walls = [r.wall for r in rs]
+    med = median(walls)
+    return [
+        tool,
+        f"{med:.3f}",
+        f"{min(walls):.3f}-{max(walls):.3f}",
+        f"{mib_per_s(size, med):.0f}",
+        f"{median([r.user for r in rs]):.3f}",
+        f"{median([r.sys for r in rs]):.3f}",
+        f"{median([r.user + r.sys for r in rs]):.3f}",
+        f"{max(r.maxrss_kb for r in rs) / 1024:.1f}",
+    ]
+
+
 def run(size: int = GiB, rounds: int = 5, keep: bool = False) -> list[Summary]:
     """Run the benchmark, print its tables and return the summary rows."""
     with scratch_dir("clean_copy", keep) as work:
-        infile = work / "in"
-        print(f"clean copy: writing {size / GiB:g} GiB of random data to {infile}", flush=True)
-        write_random(infile, size)
-        outs = {t: work / f"out.{t}" for t in TOOLS}
-        maps = {t: work / f"map.{t}" for t in TOOLS}
-        # warm-up, not counted: makes both outputs full-size and warms the caches
-        for tool in TOOLS:
-            copy_run(tool, infile, outs[tool], maps[tool])
-        runs: dict[str, list[Run]] = {t: [] for t in TOOLS}
-        for rnd in range(rounds):
-            order = TOOLS if rnd % 2 == 0 else TOOLS[::-1]
-            for tool in order:
-                maps[tool].unlink(missing_ok=True)
-                r = copy_run(tool, infile, outs[tool], maps[tool])
-                runs[tool].append(r)
-                print(f"  round {rnd + 1} {tool:8s} {r.wall:6.3f} s", flush=True)
-        startup = [run_measured([DDFS, "--version"], env=python_env()).wall for _ in range(rounds)]
-        for tool in TOOLS:
-            if not filecmp.cmp(infile, outs[tool], shallow=False):
-                raise RuntimeError(f"{tool}: the output differs from the input")
-        (st_a, bl_a), (st_b, bl_b) = (map_lines(maps[t]) for t in TOOLS)
-        maps_equal = bl_a == bl_b
-        if not maps_equal:
-            raise RuntimeError(f"final maps differ: {bl_a[:5]} vs {bl_b[:5]}")
+        runs, startup, (st_a, st_b) = copy_rounds(work, size, rounds)
 
-    rows = []
-    med: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    for tool in TOOLS:
-        rs = runs[tool]
-        walls = [r.wall for r in rs]
-        med[tool] = median(walls)
-        cpu[tool] = median([r.user + r.sys for r in rs])
-        rows.append(
-            [
-                tool,
-                f"{med[tool]:.3f}",
-                f"{min(walls):.3f}-{max(walls):.3f}",
-                f"{mib_per_s(size, med[tool]):.0f}",
-                f"{median([r.user for r in rs]):.3f}",
-                f"{median([r.sys for r in rs]):.3f}",
-                f"{median([r.user + r.sys for r in rs]):.3f}",
-                f"{max(r.maxrss_kb for r in rs) / 1024:.1f}",
-            ]
-        )
+    med = {tool: median([r.wall for r in runs[tool]]) for tool in TOOLS}
+    cpu = {tool: median([r.user + r.sys for r in runs[tool]]) for tool in TOOLS}
+    rows = [tool_row(tool, runs[tool], size) for tool in TOOLS]
     print()
     print(f"Clean copy of {size / GiB:g} GiB on tmpfs, {rounds} interleaved rounds (medians):")
     print()

@@ -176,51 +176,49 @@ def run_variant(
     return runs, phases
 
 
-def run(lines: int = 1_000_000, rounds: int = 5, keep: bool = False) -> list[Summary]:
-    """Run the benchmark, print its tables and return the summary rows."""
-    summaries: list[Summary] = []
-    table: list[list[str]] = []
-    phase_rows: list[list[str]] = []
-    with scratch_dir("mapfile_io", keep) as work:
-        for name, disk_size in VARIANTS.items():
-            runs, phases = run_variant(work, name, disk_size, lines, rounds)
-            for op in ("rescue", "log"):
-                a, b = runs[f"{op}/ddrescue"], runs[f"{op}/ddfs"]
-                wa, wb = median([r.wall for r in a]), median([r.wall for r in b])
-                ma, mb = max(r.maxrss_kb for r in a), max(r.maxrss_kb for r in b)
-                ca = median([r.user + r.sys for r in a])
-                cb = median([r.user + r.sys for r in b])
-                table.append(
-                    [
-                        name,
-                        op,
-                        f"{wa:.3f}",
-                        f"{wb:.3f}",
-                        f"{ratio(wb, wa):.2f}",
-                        f"{ca:.3f}",
-                        f"{cb:.3f}",
-                        f"{ma / 1024:.1f}",
-                        f"{mb / 1024:.1f}",
-                        f"{ratio(mb, ma):.2f}",
-                    ]
-                )
-                summaries.append(
-                    Summary(
-                        f"mapfile {name} {op}",
-                        "median wall s / max RSS MiB",
-                        f"{wa:.3f} / {ma / 1024:.1f}",
-                        f"{wb:.3f} / {mb / 1024:.1f}",
-                        f"{ratio(wb, wa):.2f} / {ratio(mb, ma):.2f}",
-                    )
-                )
-            phase_rows.append(
-                [
-                    name,
-                    f"{median([p['import'] for p in phases]):.3f}",
-                    f"{median([p['load'] for p in phases]):.3f}",
-                    f"{median([p['save'] for p in phases]):.3f}",
-                ]
-            )
+def op_figures(name: str, op: str, runs: dict[str, list[Run]]) -> tuple[list[str], Summary]:
+    """The table row and the summary row of one operation on one map, ddrescue vs ddfs."""
+    a, b = runs[f"{op}/ddrescue"], runs[f"{op}/ddfs"]
+    wa, wb = median([r.wall for r in a]), median([r.wall for r in b])
+    ma, mb = max(r.maxrss_kb for r in a), max(r.maxrss_kb for r in b)
+    ca = median([r.user + r.sys for r in a])
+    cb = median([r.user + r.sys for r in b])
+    row = [
+        name,
+        op,
+        f"{wa:.3f}",
+        f"{wb:.3f}",
+        f"{ratio(wb, wa):.2f}",
+        f"{ca:.3f}",
+        f"{cb:.3f}",
+        f"{ma / 1024:.1f}",
+        f"{mb / 1024:.1f}",
+        f"{ratio(mb, ma):.2f}",
+    ]
+    summary = Summary(
+        f"mapfile {name} {op}",
+        "median wall s / max RSS MiB",
+        f"{wa:.3f} / {ma / 1024:.1f}",
+        f"{wb:.3f} / {mb / 1024:.1f}",
+        f"{ratio(wb, wa):.2f} / {ratio(mb, ma):.2f}",
+    )
+    return row, summary
+
+
+def phase_row(name: str, phases: list[dict[str, float]]) -> list[str]:
+    """The medians of the library child's in-process phases on one map."""
+    return [
+        name,
+        f"{median([p['import'] for p in phases]):.3f}",
+        f"{median([p['load'] for p in phases]):.3f}",
+        f"{median([p['save'] for p in phases]):.3f}",
+    ]
+
+
+def print_tables(
+    lines: int, rounds: int, table: list[list[str]], phase_rows: list[list[str]]
+) -> None:
+    """The comparison table and the table of the library child's phases."""
     print()
     print(f"Mapfile load + save, {lines:,} block lines, {rounds} interleaved rounds (medians):")
     print()
@@ -244,6 +242,22 @@ def run(lines: int = 1_000_000, rounds: int = 5, keep: bool = False) -> list[Sum
     print()
     print_table(["disk", "import", "parse_mapfile", "save_mapfile"], phase_rows)
     print()
+
+
+def run(lines: int = 1_000_000, rounds: int = 5, keep: bool = False) -> list[Summary]:
+    """Run the benchmark, print its tables and return the summary rows."""
+    summaries: list[Summary] = []
+    table: list[list[str]] = []
+    phase_rows: list[list[str]] = []
+    with scratch_dir("mapfile_io", keep) as work:
+        for name, disk_size in VARIANTS.items():
+            runs, phases = run_variant(work, name, disk_size, lines, rounds)
+            for op in ("rescue", "log"):
+                row, summary = op_figures(name, op, runs)
+                table.append(row)
+                summaries.append(summary)
+            phase_rows.append(phase_row(name, phases))
+    print_tables(lines, rounds, table, phase_rows)
     return summaries
 
 

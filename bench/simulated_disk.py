@@ -22,6 +22,7 @@ import argparse
 import filecmp
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,44 +112,11 @@ def check_rescued(image: Path, out: Path, mapfile: Path) -> None:
                 raise RuntimeError(f"{out}: rescued block at {pos:#x} differs from the image")
 
 
-def run(
-    size: int = 64 * MiB,
-    scattered: int = 24,
-    rate: str = "200Mi",
-    seek_ms: float = 8.0,
-    error_ms: float = 50.0,
-    keep: bool = False,
-) -> list[Summary]:
-    """Run the benchmark, print its tables and return the summary rows."""
-    model = {"rate": rate, "seek_ms": seek_ms, "error_ms": error_ms}
-    with scratch_dir("simulated_disk", keep) as work:
-        image, testmap, mnt = work / "image", work / "test.map", work / "mnt"
-        mnt.mkdir()
-        write_random(image, size, seed=5)
-        areas = bad_areas(size, scattered)
-        write_test_map(testmap, size, areas)
-        bad_bytes = sum(n for _, n in areas)
-        print(
-            f"simulated disk: {size / MiB:g} MiB image, {len(areas)} bad areas "
-            f"({bad_bytes} bytes), rate {rate}/s, seek {seek_ms} ms, error {error_ms} ms",
-            flush=True,
-        )
-        results: dict[str, tuple[Run, dict[str, Any]]] = {}
-        for tool in TOOLS:
-            results[tool] = rescue_on_simulator(tool, image, mnt, testmap, work, model)
-            r, st = results[tool]
-            print(
-                f"  {tool:8s} {r.wall:7.2f} s wall, {st['reads']} reads, "
-                f"{st['busy_seconds']:.2f} busy s",
-                flush=True,
-            )
-        maps = {t: map_lines(work / f"map.{t}") for t in TOOLS}
-        maps_equal = maps["ddrescue"] == maps["ddfs"]
-        outputs_equal = filecmp.cmp(work / "out.ddrescue", work / "out.ddfs", shallow=False)
-        for tool in TOOLS:
-            check_rescued(image, work / f"out.{tool}", work / f"map.{tool}")
-        final_bad = sum(int(line.split()[1], 0) for line in maps["ddfs"][1] if line.endswith("-"))
+Results = dict[str, tuple[Run, dict[str, Any]]]  # tool -> (its run, stats.json after it)
 
+
+def counter_rows(results: Results) -> list[list[str]]:
+    """The table rows: each stats.json counter, the wall and CPU times, ddrescue vs ddfs."""
     rows = []
     for key in (*STAT_KEYS, "wall s", "wall - busy s", "tool CPU s"):
         if key == "tool CPU s":
@@ -161,21 +129,11 @@ def run(
             a, b = results["ddrescue"][1][key], results["ddfs"][1][key]
         fmt = "{:.2f}" if isinstance(a, float) else "{}"
         rows.append([key, fmt.format(a), fmt.format(b), f"{ratio(b, a):.3f}"])
-    print()
-    print(f"Rescue of a simulated failing disk ({size / MiB:g} MiB, {len(areas)} bad areas):")
-    print()
-    print_table(["counter", "GNU ddrescue", "ddfs", "ddfs / ddrescue"], rows)
-    print()
-    sizes = {t: results[t][1].get("read_sizes", {}) for t in TOOLS}
-    print(f"read sizes (bytes: count): ddrescue {sizes['ddrescue']}, ddfs {sizes['ddfs']}")
-    print(
-        f"final maps {'equal' if maps_equal else 'DIFFER'}; outputs "
-        f"{'equal' if outputs_equal else 'DIFFER'}; bad bytes left {final_bad} "
-        f"(test map: {bad_bytes})"
-    )
-    if not maps_equal:
-        print(f"  ddrescue status {maps['ddrescue'][0]!r}, ddfs status {maps['ddfs'][0]!r}")
-    print()
+    return rows
+
+
+def summary_rows(results: Results, maps_equal: bool) -> list[Summary]:
+    """The summary rows: reads and busy seconds (ddfs must not use more), wall time."""
     sa, sb = results["ddrescue"][1], results["ddfs"][1]
     verdict = (
         "ok"
@@ -200,6 +158,84 @@ def run(
             f"{'yes' if maps_equal else 'NO'}",
         ),
     ]
+
+
+@dataclass
+class Outcome:
+    """What the two rescues gave: each tool's run and stats.json, the final maps, the checks."""
+
+    results: Results
+    maps: dict[str, tuple[str, list[str]]]  # tool -> (status line, block lines)
+    outputs_equal: bool
+    n_areas: int  # bad areas of the test map
+    bad_bytes: int  # bad bytes of the test map
+    final_bad: int  # bad bytes left in ddfs's final map
+
+    @property
+    def maps_equal(self) -> bool:
+        return self.maps["ddrescue"] == self.maps["ddfs"]
+
+
+def rescue_both(work: Path, size: int, scattered: int, model: dict[str, Any]) -> Outcome:
+    """Build the image and test map; let each tool rescue a fresh simulator; check the results."""
+    image, testmap, mnt = work / "image", work / "test.map", work / "mnt"
+    mnt.mkdir()
+    write_random(image, size, seed=5)
+    areas = bad_areas(size, scattered)
+    write_test_map(testmap, size, areas)
+    bad_bytes = sum(n for _, n in areas)
+    print(
+        f"simulated disk: {size / MiB:g} MiB image, {len(areas)} bad areas "
+        f"({bad_bytes} bytes), rate {model['rate']}/s, seek {model['seek_ms']} ms, "
+        f"error {model['error_ms']} ms",
+        flush=True,
+    )
+    results: Results = {}
+    for tool in TOOLS:
+        results[tool] = rescue_on_simulator(tool, image, mnt, testmap, work, model)
+        r, st = results[tool]
+        print(
+            f"  {tool:8s} {r.wall:7.2f} s wall, {st['reads']} reads, "
+            f"{st['busy_seconds']:.2f} busy s",
+            flush=True,
+        )
+    maps = {t: map_lines(work / f"map.{t}") for t in TOOLS}
+    outputs_equal = filecmp.cmp(work / "out.ddrescue", work / "out.ddfs", shallow=False)
+    for tool in TOOLS:
+        check_rescued(image, work / f"out.{tool}", work / f"map.{tool}")
+    final_bad = sum(int(line.split()[1], 0) for line in maps["ddfs"][1] if line.endswith("-"))
+    return Outcome(results, maps, outputs_equal, len(areas), bad_bytes, final_bad)
+
+
+def run(
+    size: int = 64 * MiB,
+    scattered: int = 24,
+    rate: str = "200Mi",
+    seek_ms: float = 8.0,
+    error_ms: float = 50.0,
+    keep: bool = False,
+) -> list[Summary]:
+    """Run the benchmark, print its tables and return the summary rows."""
+    model = {"rate": rate, "seek_ms": seek_ms, "error_ms": error_ms}
+    with scratch_dir("simulated_disk", keep) as work:
+        out = rescue_both(work, size, scattered, model)
+    results, maps, maps_equal = out.results, out.maps, out.maps_equal
+    print()
+    print(f"Rescue of a simulated failing disk ({size / MiB:g} MiB, {out.n_areas} bad areas):")
+    print()
+    print_table(["counter", "GNU ddrescue", "ddfs", "ddfs / ddrescue"], counter_rows(results))
+    print()
+    sizes = {t: results[t][1].get("read_sizes", {}) for t in TOOLS}
+    print(f"read sizes (bytes: count): ddrescue {sizes['ddrescue']}, ddfs {sizes['ddfs']}")
+    print(
+        f"final maps {'equal' if maps_equal else 'DIFFER'}; outputs "
+        f"{'equal' if out.outputs_equal else 'DIFFER'}; bad bytes left {out.final_bad} "
+        f"(test map: {out.bad_bytes})"
+    )
+    if not maps_equal:
+        print(f"  ddrescue status {maps['ddrescue'][0]!r}, ddfs status {maps['ddfs'][0]!r}")
+    print()
+    return summary_rows(results, maps_equal)
 
 
 def main(argv: list[str] | None = None) -> int:

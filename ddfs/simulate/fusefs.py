@@ -25,6 +25,10 @@ so does an external ``fusermount3 -u MOUNTPOINT``. With ``--background`` the com
 itself again in a new session with ``--foreground``, waits until that child has mounted
 (its "serving" line, which the parent repeats with the child's pid and log file), and exits 0;
 the child's later messages go to that log file (in ``$TMPDIR``).
+
+The option parsing (:func:`ddfs.simulate.launch.build_disk`) and ``--background``
+(:func:`ddfs.simulate.launch.run_background`) live in ``launch.py``; this module is the
+pyfuse3 adapter, the mount loop and ``main``.
 """
 
 from __future__ import annotations
@@ -36,9 +40,7 @@ import logging
 import os
 import signal
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import IO, Any, ParamSpec, TypeVar
@@ -46,10 +48,9 @@ from typing import IO, Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from ddfs.simulate.disk import FailingDisk, parse_hang, parse_weak
+from ddfs.simulate.disk import FailingDisk
+from ddfs.simulate.launch import SERVING, build_disk, run_background
 from engine.errors import DdfsError
-from engine.map.mapfile import parse_mapfile
-from engine.numbers import parse_number
 
 log = logging.getLogger("ddfs.simulate.fusefs")
 
@@ -57,7 +58,6 @@ ROOT = pyfuse3.ROOT_INODE
 DISK = ROOT + 1
 STATS = ROOT + 2
 NAMES = {b"disk": DISK, b"stats.json": STATS}
-SERVING = "ddfs simulate: serving {image} at {disk}"
 # Reads of up to this size are done inline on the trio thread; larger ones in a worker thread
 # (with their own CapacityLimiter). Measured on this 2-vCPU VM, `dd` of a 256 MiB image in the
 # page cache through the mount at rate 0, medians of 5 runs, inline vs trio.to_thread:
@@ -243,36 +243,7 @@ class SimulatedDisk(pyfuse3.Operations):
         )
 
 
-# ---------------------------------------------------------------------- setup and run
-def build_disk(
-    size: int,
-    bad: str | None,
-    rate: str,
-    seek_ms: float,
-    error_ms: float,
-    weak: Sequence[str],
-    hang: Sequence[str],
-) -> FailingDisk:
-    """Parse the options into a :class:`FailingDisk`.
-
-    Raises:
-        DdfsError: a bad option value or an unreadable test map (exit status in it).
-    """
-    bmap = parse_mapfile(bad).bmap if bad is not None else None
-    for value, option in ((seek_ms, "--seek-ms"), (error_ms, "--error-ms")):
-        if not value >= 0:  # also rejects NaN
-            raise DdfsError(f"Value out of limits [0,inf) in option '{option}'.")
-    return FailingDisk(
-        size=size,
-        bad=bmap,
-        rate=parse_number(rate, "--rate", minimum=0),
-        seek_s=seek_ms / 1000,
-        error_s=error_ms / 1000,
-        weak=[parse_weak(w) for w in weak],
-        hang=[parse_hang(h) for h in hang],
-    )
-
-
+# ---------------------------------------------------------------------- mount and run
 async def _watch_signals(receiver: Any, scope: trio.CancelScope) -> None:
     async for _signum in receiver:
         pyfuse3.terminate()
@@ -302,56 +273,6 @@ async def serve(ops: SimulatedDisk, mountpoint: str, announce: Callable[[], None
 
 def _image_size(fd: int) -> int:
     return os.lseek(fd, 0, os.SEEK_END)  # works for block devices too
-
-
-def _child_argv(kw: dict[str, Any]) -> list[str]:
-    argv = [sys.executable, "-c", "from ddfs.commands.cli import main; main()", "simulate"]
-    argv += [os.path.abspath(kw["image"]), os.path.abspath(kw["mountpoint"]), "--foreground"]
-    if kw["bad"] is not None:
-        argv += ["--bad", os.path.abspath(kw["bad"])]
-    argv += ["--rate", kw["rate"], "--seek-ms", repr(kw["seek_ms"])]
-    argv += ["--error-ms", repr(kw["error_ms"])]
-    for w in kw["weak"]:
-        argv += ["--weak", w]
-    for h in kw["hang"]:
-        argv += ["--hang", h]
-    if kw.get("log_reads"):
-        argv += ["--log-reads", os.path.abspath(kw["log_reads"])]
-    return argv
-
-
-def run_background(kw: dict[str, Any], deadline_s: float = 30.0) -> int:
-    """Start a ``--foreground`` child in a new session; return once it serves (or failed)."""
-    fd, logname = tempfile.mkstemp(prefix=f"ddfs-simulate-{os.getpid()}-", suffix=".log")
-    with os.fdopen(fd, "w+b") as logfile:
-        child = subprocess.Popen(
-            _child_argv(kw),
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=logfile,
-            start_new_session=True,
-            cwd="/",
-        )
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            logfile.seek(0)
-            text = logfile.read().decode(errors="replace")
-            if "ddfs simulate: serving" in text:
-                line = SERVING.format(
-                    image=kw["image"], disk=os.path.join(kw["mountpoint"], "disk")
-                )
-                sys.stderr.write(f"{line} (pid {child.pid}, log {logname})\n")
-                return 0
-            code = child.poll()
-            if code is not None:
-                sys.stderr.write(text)
-                os.unlink(logname)
-                return code or 1
-            time.sleep(0.02)
-    child.terminate()  # never mounted in time: our own child, by its handle
-    child.wait()
-    sys.stderr.write(f"ddfs: simulate did not mount {kw['mountpoint']} in {deadline_s:.0f}s\n")
-    return 1
 
 
 def main(

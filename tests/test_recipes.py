@@ -204,7 +204,8 @@ def test_old_names_need_the_new_spelling_in_ddrescue(tmp_path: Path) -> None:
 
 
 def test_old_option_rewriting() -> None:
-    from ddfs.commands.cli import rescue, rewrite_old_options
+    from ddfs.commands.cli import rescue
+    from ddfs.commands.common import rewrite_old_options
 
     args, notes = rewrite_old_options(
         rescue, ["--max-retries", "3", "-H", "--direct", "--direct", "--block-size=2048", "x"]

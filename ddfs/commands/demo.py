@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from engine.map.mapfile import parse_mapfile
 
@@ -124,6 +125,99 @@ def _show_status(mnt: Path) -> dict[str, object]:
     return st
 
 
+def _start_simulator(image: Path, sim: Path, bad: Path, size: int) -> subprocess.Popen[bytes]:
+    """``ddfs simulate``: IMAGE served as a slow failing disk ``sim/disk``."""
+    return subprocess.Popen(
+        [
+            _bin("ddfs"),
+            "simulate",
+            str(image),
+            str(sim),
+            "--bad",
+            str(bad),
+            "--rate",
+            "8Mi",
+            "--seek-ms",
+            "2",
+            "--error-ms",
+            "20",
+            "--weak",
+            f"{size - 8 * MiB}:4096:1",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _start_mount(work: Path, sim: Path, mnt: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``ddfs mount sim/disk rescued.img rescued.map mnt``, its screen going to ``log``."""
+    return subprocess.Popen(
+        [
+            _bin("ddfs"),
+            "mount",
+            str(sim / "disk"),
+            str(work / "rescued.img"),
+            str(work / "rescued.map"),
+            str(mnt),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _check_fsck(mnt: Path) -> bool:
+    """``e2fsck -fn mnt/p1`` while the rescue runs; True if it found the filesystem clean."""
+    print("== e2fsck -fn mnt/p1   (while the rescue runs)")
+    fsck = subprocess.run(["e2fsck", "-fn", str(mnt / "p1")], capture_output=True, text=True)
+    print("   " + fsck.stdout.strip().splitlines()[-1] + f"   (exit status {fsck.returncode})")
+    return fsck.returncode == 0
+
+
+def _check_files(mnt: Path, fsmnt: Path, files: Path) -> bool:
+    """Loop-mount ``mnt/p1`` on ``fsmnt``, list it and compare the files with the originals."""
+    print("== mount -o ro,loop mnt/p1 fs; ls -R fs")
+    subprocess.run(["mount", "-o", "ro,loop", str(mnt / "p1"), str(fsmnt)], check=True)
+    try:
+        same = 0
+        for root, _dirs, names in sorted(os.walk(fsmnt)):
+            rel = Path(root).relative_to(fsmnt)
+            if rel.parts[:1] == ("lost+found",):
+                continue
+            print(f"   {rel}/: {' '.join(sorted(names))}")
+            for name in names:
+                same += Path(root, name).read_bytes() == (files / rel / name).read_bytes()
+        total = sum(len(n) for _, _, n in os.walk(files))
+        print(f"   {same} of {total} files read back byte-exact")
+        return same == total
+    finally:
+        subprocess.run(["umount", str(fsmnt)], check=True)
+
+
+def _wait_finished(mnt: Path) -> None:
+    """Show the status until the rescue has finished (at most 10 minutes)."""
+    st = _show_status(mnt)
+    print("== waiting for the rescue to finish (Ctrl-C or umount would stop it cleanly)")
+    deadline = time.monotonic() + 600
+    while st["phase"] != "finished" and time.monotonic() < deadline:
+        time.sleep(3)
+        st = _show_status(mnt)
+
+
+def _check_result(work: Path, bad: Path, mount_proc: subprocess.Popen[bytes]) -> bool:
+    """The final screen of the stopped mount, its map, and the bad areas compared with the
+    simulated ones; True if the mount exited 0 and found exactly those."""
+    screen = (work / "mount.log").read_text().splitlines()
+    print("\n".join("   " + line for line in screen[-8:]))
+    print(f"   ddfs mount exit status {mount_proc.returncode}")
+    ok = mount_proc.returncode == 0
+    print("== ddrescuelog -t rescued.map")
+    subprocess.run(["ddrescuelog", "-t", str(work / "rescued.map")])
+    got = [(p, s) for p, s, st in parse_mapfile(str(work / "rescued.map")).bmap if st != "+"]
+    truth = [(p, s) for p, s, st in parse_mapfile(str(bad)).bmap if st != "+"]
+    print(f"== bad areas found: {len(got)}; simulated: {len(truth)}; identical: {got == truth}")
+    ok &= got == truth
+    return ok
+
+
 def run_demo(size: int, keep: bool = False) -> int:
     """Run the demo; return 0 when everything it shows worked."""
     size = max(size, 48 * MiB) // MiB * MiB
@@ -141,83 +235,22 @@ def run_demo(size: int, keep: bool = False) -> int:
             "== ddfs simulate: the disk fails (bad sectors in p2, a weak area) and is slow "
             "(8 MiB/s, 2 ms seeks)"
         )
-        sim_proc = subprocess.Popen(
-            [
-                _bin("ddfs"),
-                "simulate",
-                str(image),
-                str(sim),
-                "--bad",
-                str(bad),
-                "--rate",
-                "8Mi",
-                "--seek-ms",
-                "2",
-                "--error-ms",
-                "20",
-                "--weak",
-                f"{size - 8 * MiB}:4096:1",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
+        sim_proc = _start_simulator(image, sim, bad, size)
         _wait(lambda: _mounted(sim), 30, "the simulated disk")
         print("== ddfs mount sim/disk rescued.img rescued.map mnt   (the rescue starts)")
         log = open(work / "mount.log", "wb")  # noqa: SIM115
-        mount_proc = subprocess.Popen(
-            [
-                _bin("ddfs"),
-                "mount",
-                str(sim / "disk"),
-                str(work / "rescued.img"),
-                str(work / "rescued.map"),
-                str(mnt),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        mount_proc = _start_mount(work, sim, mnt, log)
         _wait(lambda: _mounted(mnt), 30, "the live mount")
         _wait(lambda: (mnt / "p1").exists(), 60, "partition p1")
         print("   ls mnt: " + "  ".join(sorted(os.listdir(mnt))))
         _show_status(mnt)
-        print("== e2fsck -fn mnt/p1   (while the rescue runs)")
-        fsck = subprocess.run(["e2fsck", "-fn", str(mnt / "p1")], capture_output=True, text=True)
-        print("   " + fsck.stdout.strip().splitlines()[-1] + f"   (exit status {fsck.returncode})")
-        ok &= fsck.returncode == 0
-        print("== mount -o ro,loop mnt/p1 fs; ls -R fs")
-        subprocess.run(["mount", "-o", "ro,loop", str(mnt / "p1"), str(fsmnt)], check=True)
-        try:
-            same = 0
-            for root, _dirs, names in sorted(os.walk(fsmnt)):
-                rel = Path(root).relative_to(fsmnt)
-                if rel.parts[:1] == ("lost+found",):
-                    continue
-                print(f"   {rel}/: {' '.join(sorted(names))}")
-                for name in names:
-                    same += Path(root, name).read_bytes() == (files / rel / name).read_bytes()
-            total = sum(len(n) for _, _, n in os.walk(files))
-            print(f"   {same} of {total} files read back byte-exact")
-            ok &= same == total
-        finally:
-            subprocess.run(["umount", str(fsmnt)], check=True)
-        st = _show_status(mnt)
-        print("== waiting for the rescue to finish (Ctrl-C or umount would stop it cleanly)")
-        deadline = time.monotonic() + 600
-        while st["phase"] != "finished" and time.monotonic() < deadline:
-            time.sleep(3)
-            st = _show_status(mnt)
+        ok &= _check_fsck(mnt)
+        ok &= _check_files(mnt, fsmnt, files)
+        _wait_finished(mnt)
         print("== fusermount3 -u mnt   (a clean stop: the map is saved)")
         _stop_fuse(mount_proc, mnt)
         log.close()
-        screen = (work / "mount.log").read_text().splitlines()
-        print("\n".join("   " + line for line in screen[-8:]))
-        print(f"   ddfs mount exit status {mount_proc.returncode}")
-        ok &= mount_proc.returncode == 0
-        print("== ddrescuelog -t rescued.map")
-        subprocess.run(["ddrescuelog", "-t", str(work / "rescued.map")])
-        got = [(p, s) for p, s, st in parse_mapfile(str(work / "rescued.map")).bmap if st != "+"]
-        truth = [(p, s) for p, s, st in parse_mapfile(str(bad)).bmap if st != "+"]
-        print(f"== bad areas found: {len(got)}; simulated: {len(truth)}; identical: {got == truth}")
-        ok &= got == truth
+        ok &= _check_result(work, bad, mount_proc)
         return 0 if ok else 1
     finally:
         _stop_fuse(mount_proc, mnt)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ddfs.commands.cli import fail
+from ddfs.commands.common import fail
 from engine.errors import DdfsError, Stop
 from engine.map.blockmap import BlockMap
 from engine.map.mapfile import format_header, iter_mapfile_text, save_mapfile

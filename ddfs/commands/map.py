@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ddfs.commands.cli import fail, main
+from ddfs.commands.common import fail, main
 from engine.errors import DdfsError
 from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED, BlockMap
 from engine.map.mapfile import PHASE_NAMES, MapData, parse_mapfile
 from engine.numbers import format_size
 
 if TYPE_CHECKING:  # the planner and the pictures load only when a command runs
+    from engine.map.grid import Grid
     from engine.metadata.partitions import Partition
     from engine.metadata.volume import Plan
     from engine.progress.figures import Rates, TierFigures
@@ -101,10 +102,6 @@ def map_command(
     """Draw MAPFILE (or a mount's live map) as ddrescueview does: a grid of cells coloured by
     the worst status inside each; with -o a PNG, SVG or HTML file (the HTML page reloads
     itself every --watch seconds while ddfs map rewrites it)."""
-    from ddfs.draw import picture as mappicture
-    from engine.map.grid import make_grid
-    from engine.metadata.volume import P3, P4
-
     if width < 1 or (rows is not None and rows < 1):
         fail("--width and --rows must be at least 1.")
     kind = None
@@ -117,34 +114,8 @@ def map_command(
         while True:
             target = resolve(mapfile, image)
             plan, parts = _plan(target)
-            grid = make_grid(
-                target.data.bmap,
-                width,
-                rows,
-                dom,
-                [(p.start, p.end, f"p{p.number}") for p in parts],
-                None
-                if plan is None
-                else [("metadata", plan.ranges(P3)), ("used data", plan.ranges(P4, P4))],
-            )
-            title = f"ddfs map of {target.mapfile}"
-            if kind is None:
-                use_colour = sys.stdout.isatty() if colour is None else colour
-                if watch and use_colour:
-                    sys.stdout.write("\x1b[H\x1b[2J")
-                sys.stdout.write(mappicture.terminal(grid, use_colour))
-                sys.stdout.write(summary_line(target.data) + "\n")
-                sys.stdout.flush()
-            elif kind == "png":
-                _atomic(output, lambda p, g=grid: mappicture.png(g, p))  # type: ignore[arg-type]
-            else:
-                if kind == "svg":
-                    text = mappicture.svg(grid, title)
-                else:
-                    text = mappicture.html_page(
-                        grid, title, status_lines(target, plan), int(watch + 0.999)
-                    )
-                _atomic(output, lambda p, t=text: _write(p, t))  # type: ignore[arg-type]
+            grid = _grid(target, plan, parts, width, rows, dom)
+            _draw(target, plan, grid, output, kind, watch, colour)
             if not watch:
                 return
             time.sleep(watch)
@@ -152,6 +123,60 @@ def map_command(
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         raise SystemExit(0) from None
+
+
+def _grid(
+    target: Target,
+    plan: Plan | None,
+    parts: list[Partition],
+    width: int,
+    rows: int | None,
+    dom: list[tuple[int, int]] | None,
+) -> Grid:
+    """The cells of the picture, with the partitions outlined and the tiers marked."""
+    from engine.map.grid import make_grid
+    from engine.metadata.volume import P3, P4
+
+    return make_grid(
+        target.data.bmap,
+        width,
+        rows,
+        dom,
+        [(p.start, p.end, f"p{p.number}") for p in parts],
+        None
+        if plan is None
+        else [("metadata", plan.ranges(P3)), ("used data", plan.ranges(P4, P4))],
+    )
+
+
+def _draw(
+    target: Target,
+    plan: Plan | None,
+    grid: Grid,
+    output: str | None,
+    kind: str | None,
+    watch: float,
+    colour: bool | None,
+) -> None:
+    """Draw ``grid`` once: on the terminal (``kind`` None) or into ``output``."""
+    from ddfs.draw import picture as mappicture
+
+    title = f"ddfs map of {target.mapfile}"
+    if kind is None:
+        use_colour = sys.stdout.isatty() if colour is None else colour
+        if watch and use_colour:
+            sys.stdout.write("\x1b[H\x1b[2J")
+        sys.stdout.write(mappicture.terminal(grid, use_colour))
+        sys.stdout.write(summary_line(target.data) + "\n")
+        sys.stdout.flush()
+    elif kind == "png":
+        _atomic(output, lambda p, g=grid: mappicture.png(g, p))  # type: ignore[arg-type]
+    else:
+        if kind == "svg":
+            text = mappicture.svg(grid, title)
+        else:
+            text = mappicture.html_page(grid, title, status_lines(target, plan), int(watch + 0.999))
+        _atomic(output, lambda p, t=text: _write(p, t))  # type: ignore[arg-type]
 
 
 def _write(path: str, text: str) -> None:

@@ -132,7 +132,7 @@ def run_mount(
     mopts: MountOptions,
 ) -> int:
     """Run ``ddfs mount``; return the exit status (or die by a re-raised signal)."""
-    from ddfs.commands.cli import fail, reraise
+    from ddfs.commands.common import fail, reraise
 
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)

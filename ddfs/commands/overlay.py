@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ddfs.commands.cli import fail, main
+from ddfs.commands.common import fail, main
 from ddfs.live.overlay import Overlay, apply_overlay
 from engine.errors import DdfsError
 

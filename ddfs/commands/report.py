@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from ddfs.commands.cli import PROG, fail, main
+from ddfs.commands.common import PROG, fail, main
 from engine.errors import DdfsError
 
 if TYPE_CHECKING:  # the filesystem walkers load only when the command runs

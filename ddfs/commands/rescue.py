@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ddfs.commands.cli import fail, install_signal_handlers, reraise
+from ddfs.commands.common import fail, install_signal_handlers, reraise
 from engine.errors import DdfsError, Stop
 from engine.ondemand.metadata_first import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions

@@ -1,0 +1,150 @@
+"""The helpers every command shares: the click group ``main`` the commands register on,
+``fail``, the signal handlers, and :class:`DdrescueCommand` (ddrescue's usage errors and old
+option names).
+
+This module imports none of the command modules, so each of them can import it; the entry
+module :mod:`ddfs.commands.cli` imports the commands, which registers them on ``main``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+from engine import __version__
+
+PROG = "ddfs"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``ddfs: MESSAGE`` on stderr and exit with ``code``."""
+    lines = message.split("\n")
+    indent = " " * (len(PROG) + 2)
+    sys.stderr.write(f"{PROG}: {lines[0]}\n" + "".join(f"{indent}{x}\n" for x in lines[1:]))
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def install_signal_handlers(on_signal: Any) -> None:
+    """SIGINT, SIGTERM and SIGHUP record the first signal; SIGUSR1/2 are ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def reraise(signum: int) -> None:
+    """Die by the same signal, so the shell sees 128+signum (ddrescue does this)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+#: Old (pre-1.27) long option names -> (current long name, short name). ``--no-split`` was
+#: "don't split failed blocks", the quick first pass of old manuals; 1.27 spells that pass
+#: ``-n`` (--no-scrape), which still trims (add ``-N`` to skip trimming too).
+OLD_OPTIONS = {
+    "--no-split": ("--no-scrape", "-n"),
+    "--max-retries": ("--retry-passes", "-r"),
+    "--direct": ("--idirect", "-d"),
+    "--block-size": ("--sector-size", "-b"),
+    "--generate-logfile": ("--generate-mode", "-G"),
+    "--max-errors": ("--max-bad-areas", "-e"),
+}
+
+
+def _option_names(command: click.Command) -> tuple[set[str], set[str]]:
+    """The option names ``command`` knows, and those of them that take a value."""
+    takes_value: set[str] = set()
+    known: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and param.expose_value:
+            known.update(param.opts)
+            if not param.is_flag and not param.count:
+                takes_value.update(param.opts)
+    return known, takes_value
+
+
+def rewrite_old_options(command: click.Command, args: list[str]) -> tuple[list[str], list[str]]:
+    """Replace the old option names of :data:`OLD_OPTIONS` in ``args`` by their short options.
+
+    Only names the command knows are rewritten; values of options that take one and
+    everything after ``--`` are left alone. Returns the new args and one note per alias used.
+    """
+    known, takes_value = _option_names(command)
+    out: list[str] = []
+    notes: list[str] = []
+    skip_value = False
+    for i, arg in enumerate(args):
+        if skip_value:
+            skip_value = False
+            out.append(arg)
+            continue
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if name in OLD_OPTIONS and OLD_OPTIONS[name][1] in known:
+            long, short = OLD_OPTIONS[name]
+            note = f"option '{name}' is now '{long}' ({short})"
+            if note not in notes:
+                notes.append(note)
+            if short in takes_value:
+                out.append(short + value if eq else short)
+                skip_value = not eq
+            else:
+                out.append(arg if eq else short)  # "--direct=x": let click refuse it
+            continue
+        out.append(arg)
+        if arg in takes_value:
+            skip_value = True
+        elif arg.startswith("-") and not arg.startswith("--") and len(arg) > 1:
+            # a cluster of short options: the last one may take the next argument
+            for j, ch in enumerate(arg[1:], 1):
+                if "-" + ch in takes_value:
+                    skip_value = j == len(arg) - 1
+                    break
+    return out, notes
+
+
+class DdrescueCommand(click.Command):
+    """A click command whose usage errors exit 1, as ddrescue's do.
+
+    The old long option names of :data:`OLD_OPTIONS` are accepted, each with a note on stderr
+    (not with ``-q``) naming the current spelling.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # -P and --data-preview take an optional value, attached only (getopt's rule)
+        args = ["--data-preview=3" if a in ("-P", "--data-preview") else a for a in args]
+        args, notes = rewrite_old_options(self, args)
+        rest = super().parse_args(ctx, args)
+        if notes and not ctx.params.get("quiet"):
+            for note in notes:
+                sys.stderr.write(f"{PROG}: {note}\n")
+            sys.stderr.flush()
+        return rest
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            raise SystemExit(0) from None
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()}\nTry '{PROG} rescue --help' for more information.")
+        except click.exceptions.Exit as exc:
+            raise SystemExit(exc.exit_code) from None
+        except click.Abort:
+            raise SystemExit(1) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ddfs")
+def main() -> None:
+    """ddfs: rescue a failing disk the GNU ddrescue way, and use the image while it runs."""

@@ -28,6 +28,8 @@ KiB = 1 << 10
 
 Area = tuple[int, int]  # (pos, size)
 
+SCHEDULE_127 = ["--schedule=ddrescue-1.27"]
+
 
 def have_ddrescue() -> bool:
     """True when GNU ddrescue 1.27 and ddrescuelog are on PATH."""
@@ -174,7 +176,8 @@ def command(
     if tool == "ddrescue":
         assert DDRESCUE is not None
         return [DDRESCUE, "-q", *args, str(infile), str(outfile), str(mapfile)]
-    return [DDFS, "rescue", "-q", *args, str(infile), str(outfile), str(mapfile)]
+    # the oracle comparisons run ddrescue 1.27's schedule (ddfs's default reads another way)
+    return [DDFS, "rescue", "-q", *SCHEDULE_127, *args, str(infile), str(outfile), str(mapfile)]
 
 
 def run_tool(

@@ -111,8 +111,8 @@ def test_fuse_adapters_are_thin() -> None:
         ("ddfs/simulate/fusefs.py", ("engine.rescue", "engine.schedule", "engine.ondemand")),
     ):
         source = (ROOT / adapter).read_text()
-        assert source.count("\n") <= 300, adapter
-        imported = {
-            n.module or "" for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)
-        }
+        tree = ast.parse(source)
+        doc_end = tree.body[0].end_lineno or 0  # after the module docstring
+        assert source.count("\n") - doc_end <= 300, adapter
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not [m for m in imported if m.startswith(banned)], adapter

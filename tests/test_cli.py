@@ -122,7 +122,7 @@ def test_output_options_like_ddrescue(tmp_path: Path, random_file) -> None:
     infile = tmp_path / "in2"
     infile.write_bytes(data + bytes(2 << 20) + data)
     for tool, run in (("ddrescue", run_ddrescue), ("ddfs", run_ddfs)):
-        args = ("rescue",) if tool == "ddfs" else ()
+        args = ("rescue", "--schedule=ddrescue-1.27") if tool == "ddfs" else ()
         out = tmp_path / f"{tool}.sparse"
         res = run(*args, "-q", "-S", str(infile), str(out), str(tmp_path / f"{tool}.m1"))
         assert res.returncode == 0, res.stderr

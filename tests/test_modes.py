@@ -19,6 +19,7 @@ import pytest
 from tests.oracle import (
     DDFS,
     DDRESCUE,
+    SCHEDULE_127,
     MiB,
     Run,
     assert_same,
@@ -70,7 +71,7 @@ def run_mode(
         shutil.copyfile(preout, out)
     files = [str(infile), str(out)] + ([str(mp)] if mapfile else [])
     assert DDRESCUE is not None
-    cmd = [DDRESCUE, "-q"] if tool == "ddrescue" else [DDFS, "rescue", "-q"]
+    cmd = [DDRESCUE, "-q"] if tool == "ddrescue" else [DDFS, "rescue", "-q", *SCHEDULE_127]
     proc = subprocess.run(
         [*cmd, *args, *files],
         capture_output=True,
@@ -213,7 +214,7 @@ def test_fill_write_errors(tmp_path: Path, ignore: list[str]) -> None:
     for tool in ("ddrescue", "ddfs"):
         mp = tmp_path / f"{tool}.map"
         shutil.copyfile(premap, mp)
-        cmd = [DDRESCUE, "-q"] if tool == "ddrescue" else [DDFS, "rescue", "-q"]
+        cmd = [DDRESCUE, "-q"] if tool == "ddrescue" else [DDFS, "rescue", "-q", *SCHEDULE_127]
         args = [*cmd, "-f", *ignore, "-F", "?*", str(fill), "/dev/full", str(mp)]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
         runs.append((proc.returncode, content_lines(mp)))

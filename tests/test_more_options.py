@@ -23,6 +23,7 @@ from tests.oracle import (
     DDFS,
     DDRESCUE,
     DDRESCUELOG,
+    SCHEDULE_127,
     MiB,
     assert_same,
     content_lines,
@@ -50,7 +51,7 @@ def both(
     tmp.mkdir(parents=True, exist_ok=True)
     out: dict[str, subprocess.CompletedProcess[str]] = {}
     for tool in ("ddrescue", "ddfs"):
-        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue"]
+        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue", *SCHEDULE_127]
         words = [w.replace("@", f"{tmp}/{tool}.") for w in args]
         argv = [
             *prog,
@@ -192,7 +193,7 @@ def test_reopen_on_error(tmp_path: Path, infile: Path) -> None:
     tmap = write_test_map(tmp_path / "t.map", SIZE, bad)
     counts = {}
     for tool in ("ddrescue", "ddfs"):
-        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue"]
+        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue", *SCHEDULE_127]
         trace = tmp_path / f"{tool}.trace"
         subprocess.run(
             [
@@ -328,7 +329,8 @@ def test_max_read_rate(tmp_path: Path) -> None:
     took = {}
     for tool in ("ddrescue", "ddfs"):
         start = time.monotonic()
-        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue", "--no-metadata-first"]
+        ours = [DDFS, "rescue", "--no-metadata-first", *SCHEDULE_127]
+        prog = [DDRESCUE] if tool == "ddrescue" else ours
         subprocess.run(
             [*prog, "-q", "-Z", "1MiB", str(big), str(tmp_path / f"{tool}.out")], check=True
         )
@@ -392,7 +394,8 @@ def test_compare_before_write(tmp_path: Path, infile: Path) -> None:
     """``-W`` over an output that already holds the data: neither tool writes (strace)."""
     for tool in ("ddrescue", "ddfs"):
         shutil.copyfile(infile, tmp_path / f"{tool}.out")
-        prog = [DDRESCUE] if tool == "ddrescue" else [DDFS, "rescue", "--no-metadata-first"]
+        ours = [DDFS, "rescue", "--no-metadata-first", *SCHEDULE_127]
+        prog = [DDRESCUE] if tool == "ddrescue" else ours
         trace = tmp_path / f"{tool}.trace"
         subprocess.run(
             [
@@ -416,7 +419,7 @@ def test_binary_prefixes_and_preview(tmp_path: Path) -> None:
     text, with ddrescue's layout and figures; ``-a`` adds the slow-reads count."""
     src = make_input(tmp_path / "in.img", 3 * MiB + 4096, seed=2)
     screens = {}
-    for tool, prog in (("ddrescue", ["ddrescue"]), ("ddfs", [DDFS, "rescue"])):
+    for tool, prog in (("ddrescue", ["ddrescue"]), ("ddfs", [DDFS, "rescue", *SCHEDULE_127])):
         argv = [*prog, "-B", "-P5", "-a", "1", str(src), str(tmp_path / f"{tool}.o")]
         screens[tool] = _screen([*argv, str(tmp_path / f"{tool}.m")], tmp_path)
     blocks = {t: last_block(s) for t, s in screens.items()}

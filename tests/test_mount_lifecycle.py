@@ -120,7 +120,13 @@ def test_hanging_source_gives_eio_and_stops(tmp_path: Path) -> None:
             image, tmp_path / "sim", tmp_path / "bad.map", rate="16Mi", hang="4Mi:64Ki"
         ) as sim,
         live_mount(
-            sim.disk, tmp_path / "out", tmp_path / "map", mnt, "-q", "--read-timeout=1"
+            sim.disk,
+            tmp_path / "out",
+            tmp_path / "map",
+            mnt,
+            "-q",
+            "--read-timeout=1",
+            "--schedule=ddrescue-1.27",  # cluster by cluster: the pass stops at the hung read
         ) as m,
     ):
         wait_for(lambda: status(mnt)["current_pos"] >= 4 << 20, 20, "pass did not reach 4 MiB")

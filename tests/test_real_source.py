@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ddfs_cmd, map_lines, run_ddfs, run_ddrescue
+from tests.oracle import SCHEDULE_127
 from tests.simdisk import loop_device, simulated_disk
 from tests.test_mount import write_testmap
 
@@ -37,7 +38,9 @@ def disk(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def check_same(tmp_path: Path, source: str, *opts: str) -> None:
     a = run_ddrescue("-q", *opts, source, str(tmp_path / "o1"), str(tmp_path / "m1"))
-    b = run_ddfs("rescue", "-q", *opts, source, str(tmp_path / "o2"), str(tmp_path / "m2"))
+    b = run_ddfs(
+        "rescue", "-q", *SCHEDULE_127, *opts, source, str(tmp_path / "o2"), str(tmp_path / "m2")
+    )
     assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
     assert map_lines(tmp_path / "m1") == map_lines(tmp_path / "m2")
     assert (tmp_path / "o1").read_bytes() == (tmp_path / "o2").read_bytes()

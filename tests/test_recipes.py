@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import map_lines, run_ddfs, run_ddrescue
+from tests.oracle import SCHEDULE_127
 from tests.simdisk import loop_device, simulated_disk
 from tests.test_mount import write_testmap
 
@@ -68,7 +69,9 @@ def both(tmp: Path, old: list[str], new: list[str], src: str, out1: str, out2: s
     fresh_cache(src)
     a = run_ddrescue("-q", *new, src, out1, str(tmp / "m1"), timeout=120)
     fresh_cache(src)
-    b = run_ddfs("rescue", "-q", *PLAN, *old, src, out2, str(tmp / "m2"), timeout=120)
+    b = run_ddfs(
+        "rescue", "-q", *SCHEDULE_127, *PLAN, *old, src, out2, str(tmp / "m2"), timeout=120
+    )
     assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
     assert map_lines(tmp / "m1") == map_lines(tmp / "m2")
     data1 = read_dev(out1) if out1.startswith("/dev/") else Path(out1).read_bytes()
@@ -189,7 +192,9 @@ def test_cdrom_block_size(tmp_path: Path) -> None:
     write_testmap(tmp_path / "bad.map", SIZE, [(0x800, 0x800), (0x10000, 0x1800)])
     test = ["-H", str(tmp_path / "bad.map")]
     both(tmp_path, ["-b", "2048", *test], ["-b", "2048", *test], str(cdrom), *outs(tmp_path))
-    r = run_ddfs("rescue", "--block-size=2048", *test, str(cdrom), "cd2", "cm2", cwd=tmp_path)
+    r = run_ddfs(
+        "rescue", *SCHEDULE_127, "--block-size=2048", *test, str(cdrom), "cd2", "cm2", cwd=tmp_path
+    )
     assert r.returncode == 0 and "'--sector-size' (-b)" in r.stderr
     assert map_lines(tmp_path / "cm2") == map_lines(tmp_path / "m2")
 

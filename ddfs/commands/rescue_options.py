@@ -14,6 +14,7 @@ from ddfs.commands.common import OLD_OPTIONS, PROG
 from engine.errors import DdfsError
 from engine.numbers import parse_number, parse_rational_time, parse_time
 from engine.options import RescueOptions
+from engine.schedule.choose import schedule_named
 
 #: The on/off options copied as they are (``kw`` name = :class:`RescueOptions` field).
 _FLAGS = (
@@ -79,6 +80,8 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
     o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
     o.test_map = kw["test_mode"]
+    if kw["schedule"] is not None:
+        o.schedule = schedule_named(kw["schedule"]).name
     o.command_line = " ".join(shlex.quote(a) for a in argv)
     return o
 
@@ -272,6 +275,12 @@ RESCUE_OPTIONS = [
         help="resume although the mapfile records another source (merging copies)",
     ),
     _opt("--no-metadata-first", flag=True, help="plain ddrescue order: no filesystem tiers"),
+    click.option(
+        "--schedule",
+        default=None,
+        metavar="NAME",
+        help="ddfs (fewer failed reads; default) or ddrescue-1.27 (its exact reads)",
+    ),
 ]
 
 

@@ -281,7 +281,10 @@ class RescueBook:
         A failure bigger than one sector becomes ``*`` in the copying phase (or when
         ``copying`` says so), ``-`` otherwise; finished data is never downgraded.
         """
-        view = self._view if read.size <= len(self._buf) else memoryview(bytearray(read.size))
+        if read.size > len(self._buf):  # a longer read than any before: keep the larger buffer
+            self._buf = bytearray(read.size)
+            self._view = memoryview(self._buf)
+        view = self._view
         self.log_phase()
         started = time.monotonic()
         copied, err = self.source.read_into(read.pos, read.size, view)

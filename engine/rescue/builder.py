@@ -35,6 +35,7 @@ from engine.rescue.setup import (
     verify_input_size,
 )
 from engine.rescue.source import Source
+from engine.schedule.choose import schedule_for
 
 Domain = list[tuple[int, int]]
 
@@ -77,7 +78,7 @@ def prepare(
     sticky = sticky_borders(data.bmap, borders) if borders else None
     try:
         book = MapBook(data, domain, mapfile, sticky, opts.save_interval, opts.sync_interval)
-        rescuer = RescueBook(opts, source, output, book)
+        rescuer = RescueBook(opts, source, output, book, schedule_for(opts))
     except BaseException:
         output.close()
         source.close()

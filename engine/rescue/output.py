@@ -15,6 +15,8 @@ import stat
 
 from engine.errors import DdfsError, WriteError
 
+SPARSE_PIECE = 65536  # -S: zero blocks of this size are left as holes
+
 
 class Output:
     """The rescue target."""
@@ -51,8 +53,13 @@ class Output:
         self._abuf: mmap.mmap | None = None
 
     def write(self, pos: int, data: memoryview) -> None:
-        """Write all of ``data`` at ``pos``."""
+        """Write all of ``data`` at ``pos`` (``-S``: blocks of zeros are skipped, in pieces of
+        at most :data:`SPARSE_PIECE` bytes, as ddrescue skips them cluster by cluster)."""
         size = len(data)
+        if self.sparse and size > SPARSE_PIECE:
+            for off in range(0, size, SPARSE_PIECE):
+                self.write(pos + off, data[off : off + SPARSE_PIECE])
+            return
         if self.sparse and not any(data):
             self.sparse_end = max(self.sparse_end, pos + size)
             return

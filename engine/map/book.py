@@ -197,8 +197,7 @@ class MapBook:
 
     def first_unfinished(self, pos: int, size: int, statuses: str = UNFINISHED) -> int | None:
         """Where the first byte of ``statuses`` in ``[pos, pos+size)`` is, if any (any thread)."""
-        with self.lock:
-            found = self.bmap.find_forward(pos, statuses, pos + size)
+        found = self.unfinished_in(pos, size, statuses)
         return None if found is None else found[0]
 
     def unfinished_in(

@@ -71,7 +71,8 @@ class LiveRescue:
             self.book.save()
 
     def abandon(self) -> None:
-        """Close the files of a rescue whose engine never started."""
+        """Close the logs, the source and the output (a rescue whose engine never started, or
+        after :meth:`close` wrote the logs' last lines)."""
         self.book.close()
         self.book.source.close()
         self.book.output.close()
@@ -91,9 +92,7 @@ class LiveRescue:
         """After the engine thread ended: the logs' last lines, then close the files."""
         outcome = self.scheduler.outcome
         self.book.log_end(str(outcome) if isinstance(outcome, Stop) else "")
-        self.book.close()
-        self.book.source.close()
-        self.book.output.close()
+        self.abandon()
 
     # ------------------------------------------------------------------ facts
     @property

@@ -22,6 +22,11 @@ class Ddrescue127:
 
     name = "ddrescue-1.27"
 
+    def __init__(self, scrape_all: bool = False) -> None:
+        # ddrescue 1.27 skips scraping when trimming alone made the '/' blocks (the next run
+        # scrapes them); with scrape_all they are scraped in the same run
+        self.scrape_all = scrape_all
+
     def phases(self, ctx: ScheduleContext) -> list[tuple[str, bool, Phase]]:
         """``(status, enabled, phase)`` in the order they run."""
         o = ctx.opts
@@ -37,6 +42,8 @@ class Ddrescue127:
 
     def reads(self, ctx: ScheduleContext) -> Iterator[Read]:
         for status, enabled, phase in self.phases(ctx):
+            if status == NON_SCRAPED and self.scrape_all:
+                ctx.uncounted_scrape = 0
             if enabled and ctx.book.domain_size_of(status):
                 ctx.check_limits()
                 yield from phase(ctx)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from engine.map.blockmap import FINISHED, NON_SCRAPED, NON_TRIED
+from engine.map.blockmap import FINISHED, NON_TRIED
 from engine.schedule.base import Phase, Read, ScheduleContext
 from engine.schedule.ddrescue127 import Ddrescue127
 from engine.schedule.delimit.copy import Delimiter
@@ -25,7 +25,7 @@ class Delimit:
 
     def __init__(self) -> None:
         self.predictor = BandPredictor()
-        self.rest = Ddrescue127()
+        self.rest = Ddrescue127(scrape_all=True)
 
     def tier_phases(self, ctx: ScheduleContext) -> list[tuple[str, Phase]]:
         return self.rest.tier_phases(ctx)
@@ -40,11 +40,4 @@ class Delimit:
                 start = max(start, resume.pos)
             yield from Delimiter(ctx, self.predictor).reads(start)
             resume.status = FINISHED  # the phases below start afresh
-        for status, enabled, phase in self.rest.phases(ctx):
-            if status == NON_SCRAPED:
-                # ddrescue 1.27 skips scraping when trimming alone made the '/' blocks (the
-                # next run scrapes them); this schedule scrapes them in the same run
-                ctx.uncounted_scrape = 0
-            if enabled and ctx.book.domain_size_of(status):
-                ctx.check_limits()
-                yield from phase(ctx)
+        yield from self.rest.reads(ctx)  # scraping in the same run (scrape_all)

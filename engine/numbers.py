@@ -8,7 +8,13 @@ from fractions import Fraction
 from engine.errors import DdfsError
 
 _INT_RE = re.compile(r"^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(.*)$")
-_PREFIXES = "kMGTPEZY"
+#: ``_INT_RE`` with ddrescue 1.30's ``_`` separators between groups of digits (3 or more
+#: digits per group after a separator, 2 or more in hex): ``1_234_567``, ``0x1234_5678``
+_ARG_RE = re.compile(
+    r"^([+-]?)(0[xX][0-9a-fA-F]+(?:_[0-9a-fA-F]{2,})*|0[0-7]*(?:_[0-7]{3,})*"
+    r"|[1-9][0-9]*(?:_[0-9]{3,})*)(.*)$"
+)
+_PREFIXES = "kMGTPEZYRQ"
 
 
 def parse_c_int(text: str) -> int:
@@ -32,15 +38,16 @@ def parse_number(
     minimum: int = -(2**63),
     maximum: int = 2**63 - 1,
 ) -> int:
-    """Parse a ddrescue number: ``1k``=1000, ``1Ki``=1024, ``2s``= 2 sectors, ``0x10``, ``010``.
+    """Parse a ddrescue number: ``1k``=1000, ``1Ki``=1024, ``2s``= 2 sectors, ``0x10``, ``010``,
+    ``1_234_567`` (1.30's separators).
 
     Raises:
         DdfsError: with ddrescue's message for a bad value or one out of limits.
     """
-    m = _INT_RE.match(text.strip())
-    if not m:
+    m = _ARG_RE.match(text.strip())
+    if not m or m.group(3).startswith("_"):
         raise DdfsError(f"Bad or missing numerical argument in option '{option}'.")
-    value = parse_c_int(m.group(1) + m.group(2))
+    value = parse_c_int(m.group(1) + m.group(2).replace("_", ""))
     tail = m.group(3)
     if tail:
         factor = 1

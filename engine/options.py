@@ -1,4 +1,5 @@
-"""The rescue options, one field per ddrescue 1.27 option, with ddrescue's defaults."""
+"""The rescue options, one field per ddrescue option (1.27's, and 1.28-1.30's additions), with
+ddrescue's defaults."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ class RescueOptions:
     cpass: list[int] | None = None  # --cpass (None: all five; [] : no copying)
     reverse: bool = False  # -R
     unidirectional: bool = False  # -u
-    no_trim: bool = False  # -N
+    no_trim: bool = False  # --no-trim (ddrescue 1.27's -N)
+    no_sweep: bool = False  # -N, --no-sweep (1.30): leave the skipped non-tried areas unread
     no_scrape: bool = False  # -n
     try_again: bool = False  # -A
     retrim: bool = False  # -M
@@ -35,7 +37,9 @@ class RescueOptions:
     truncate: bool = False  # -t
     sparse: bool = False  # -S
     preallocate: bool = False  # -p
-    min_outfile_size: int = 0  # -x
+    min_outfile_size: int = 0  # -x (0: no extension)
+    extend_to_input: bool = False  # -x 0 (1.30): extend the output to the input's size
+    size_from_output: bool = False  # --size=output (1.30): the input size is the output's
     synchronous: bool = False  # -y
     compare: bool = False  # -W
     same_file: bool = False  # --same-file
@@ -57,8 +61,10 @@ class RescueOptions:
     max_error_rate: int = -1  # -E (error bytes per second)
     max_read_rate: int = 0  # -Z (bytes per second; 0: no limit)
     reopen_on_error: bool = False  # -O
-    verify_on_error: bool = False  # -J
-    verify_input_size: bool = False  # -I
+    verify_on_error: bool = False  # -J, --check-on-error
+    verify_input_size: bool = False  # -I, --check-input-size
+    continue_errnos: tuple[int, ...] = ()  # --continue-on-errno: these errnos are not fatal
+    bad_sector_data: bytes | None = None  # --bad-sector-data: a sector of this content fails
     preview_lines: int = 0  # -P
     pause_on_error: float = 0.0  # --pause-on-error (seconds)
     simulated_pause: bool = False  # --pause-on-error=sN: only added to the clock
@@ -74,19 +80,27 @@ class RescueOptions:
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
+    def old_meanings(self) -> bool:
+        """ddrescue 1.27's meaning where 1.30 changed one (``-N``, ``--cpass=5``, ``-M``, ``-O``):
+        with ``--schedule=ddrescue-1.27``."""
+        return self.schedule == "ddrescue-1.27"
+
+    @property
     def cluster_size(self) -> int:
         """Bytes per copying-phase read (``softbs``)."""
         sectors = self.cluster_sectors or max(1, 65536 // self.sector_size)
         return sectors * self.sector_size
 
     def skip_sizes(self, insize: int) -> tuple[int, int]:
-        """INITIAL and MAX skip sizes as ddrescue 1.27 derives them."""
+        """INITIAL and MAX skip sizes as ddrescue derives them: the initial skip is the input
+        size / 32,768 (1.30), or / 100,000 with ddrescue 1.27's meanings."""
         ss = self.sector_size
         ksize = 65536
         if self.skip_initial is not None:
             initial = self.skip_initial
         else:
-            base = max(insize // 100000 if insize > 0 else 0, ksize)
+            divisor = 100000 if self.old_meanings else 32768
+            base = max(insize // divisor if insize > 0 else 0, ksize)
             initial = -(-base // ksize) * ksize
         initial = -(-initial // ss) * ss
         if self.skip_max is not None:

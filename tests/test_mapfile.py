@@ -190,7 +190,7 @@ def test_normalisation_like_ddrescue(name: str, tmp_path: Path, random_file) -> 
         mp = tmp_path / f"{tool}.map"
         mp.write_text(NORMALISE[name])
         args = ("rescue",) if tool == "ddfs" else ()
-        opts = ("-q", "-b4096", "--cpass=0", "-N", "-n")
+        opts = ("-q", "-b4096", "--cpass=0", "--no-trim", "-n")
         res = run(*args, *opts, str(infile), str(tmp_path / f"{tool}.out"), str(mp))
         assert res.returncode == 0, res.stderr
         maps.append(map_lines(mp))

@@ -25,13 +25,22 @@ from engine.numbers import format_size, format_time, parse_number, parse_time
         ("1Gi", 512, 1 << 30),
         ("0X1f", 512, 31),
         ("0", 512, 0),
+        # ddrescue 1.30's separators (its --help examples): 3+ digits per group, 2+ in hex
+        ("123_456_789", 512, 123456789),
+        ("1_234_567kB", 512, 1234567000),
+        ("0x1234_5678", 512, 0x12345678),
+        ("07_777", 512, 0o7777),
+        ("12_3456", 512, 123456),
     ],
 )
 def test_numbers(text: str, sector: int, value: int) -> None:
     assert parse_number(text, "-s", sector) == value
 
 
-@pytest.mark.parametrize("text", ["1K", "1ki", "1m", "1Mib", "1.5M", "1_000", "", "x", "1e3"])
+@pytest.mark.parametrize(
+    "text",
+    ["1K", "1ki", "1m", "1Mib", "1.5M", "1_00", "1__000", "_1", "1_", "0x1_2", "", "x", "1e3"],
+)
 def test_bad_numbers(text: str) -> None:
     with pytest.raises(DdfsError):
         parse_number(text, "-s")

@@ -1,6 +1,9 @@
-"""The options of ``ddfs rescue`` and ``ddfs mount``: GNU ddrescue 1.27's flags as click options
+"""The options of ``ddfs rescue`` and ``ddfs mount``: GNU ddrescue's flags as click options
 (:func:`rescue_options`, with help-only entries for the old names), and :func:`build_options`,
-which turns their raw strings into :class:`RescueOptions` with ddrescue's number syntax."""
+which turns their raw strings into :class:`RescueOptions` with ddrescue's number syntax.
+
+Where ddrescue 1.30 changed an option's meaning (``-N``, ``--cpass``, ``-x 0``, ``-M``, ``-O``,
+the initial skip size), 1.30's holds; ``--schedule=ddrescue-1.27`` gives 1.27's meanings."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ _FLAGS = (
     "reverse",
     "unidirectional",
     "no_trim",
+    "no_sweep",
     "no_scrape",
     "try_again",
     "retrim",
@@ -50,38 +54,70 @@ _RATE_FLAGS = (
 )
 
 
-def _parse_cpass(text: str) -> list[int]:
+def _parse_cpass(text: str, last: int) -> list[int]:
+    """``--cpass=1,3-4``: passes 1 to ``last`` (4 in 1.30, whose pass 5 became sweeping)."""
     if text.strip() == "0":
         return []
     out: set[int] = set()
     for part in text.split(","):
         if "-" in part:
             a, b = part.split("-", 1)
-            if not (a.isdigit() and b.isdigit()) or not 1 <= int(a) <= int(b) <= 5:
+            if not (a.isdigit() and b.isdigit()) or not 1 <= int(a) <= int(b) <= last:
                 raise DdfsError("Invalid pass range in option '--cpass'.")
             out.update(range(int(a), int(b) + 1))
-        elif part.isdigit() and 1 <= int(part) <= 5:
+        elif part.isdigit() and 1 <= int(part) <= last:
             out.add(int(part))
         else:
             raise DdfsError("Invalid pass number in option '--cpass'.")
     return sorted(out)
 
 
+def _parse_errnos(text: str) -> tuple[int, ...]:
+    """``--continue-on-errno=N[,N]``: errno codes (1 or more) not to stop on."""
+    try:
+        return tuple(
+            parse_number(part, "--continue-on-errno", 0, 1, 2**31 - 1) for part in text.split(",")
+        )
+    except DdfsError:
+        raise DdfsError("Invalid errno value in option '--continue-on-errno'.") from None
+
+
+def _read_bad_sector_data(path: str, sector_size: int) -> bytes:
+    """``--bad-sector-data=FILE``: its first sector is the content a drive returns for a
+    sector it could not read."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(sector_size)
+    except OSError as exc:
+        raise DdfsError(
+            f"{path}: Can't open bad-sector-data file for reading: {exc.strerror}"
+        ) from None
+    if len(data) != sector_size:
+        raise DdfsError(f"{path}: Error reading bad-sector-data file")
+    return data
+
+
 def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     """Turn the raw option strings into :class:`RescueOptions` (ddrescue's number syntax)."""
     o = RescueOptions()
+    if kw["schedule"] is not None:
+        o.schedule = schedule_named(kw["schedule"]).name
     _size_options(o, kw)
     _limit_options(o, kw)
     for flag in _FLAGS:
         setattr(o, flag, bool(kw[flag]))
+    if o.old_meanings and o.no_sweep:  # ddrescue 1.27's -N
+        o.no_trim, o.no_sweep = True, False
     o.verbosity = kw["verbose"]
     _rate_options(o, kw)
     _mode_options(o, kw)
     # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
     o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
     o.test_map = kw["test_mode"]
-    if kw["schedule"] is not None:
-        o.schedule = schedule_named(kw["schedule"]).name
+    if kw["continue_on_errno"] is not None:
+        o.continue_errnos = _parse_errnos(kw["continue_on_errno"])
+    if kw["bad_sector_data"] is not None:
+        o.bad_sector_data = _read_bad_sector_data(kw["bad_sector_data"], o.sector_size)
     o.command_line = " ".join(shlex.quote(a) for a in argv)
     return o
 
@@ -99,12 +135,14 @@ def _size_options(o: RescueOptions, kw: dict[str, Any]) -> None:
     if kw["retry_passes"] is not None:
         o.max_retries = num(kw["retry_passes"], "-r", ss, -1, 2**31 // 2)
     if kw["cpass"] is not None:
-        o.cpass = _parse_cpass(kw["cpass"])
+        o.cpass = _parse_cpass(kw["cpass"], 5 if o.old_meanings else 4)
     if kw["input_position"] is not None:
         o.input_pos = num(kw["input_position"], "-i", ss, 0)
     if kw["output_position"] is not None:
         o.output_pos = num(kw["output_position"], "-o", ss, 0)
-    if kw["size"] is not None:
+    if kw["size"] == "output" and not o.old_meanings:
+        o.size_from_output = True
+    elif kw["size"] is not None:
         o.domain_size = num(kw["size"], "-s", ss, -1)
 
 
@@ -134,7 +172,9 @@ def _limit_options(o: RescueOptions, kw: dict[str, Any]) -> None:
     if kw["timeout"] is not None:
         o.timeout = parse_time(kw["timeout"], "-T")
     if kw["min_outfile_size"] is not None:
-        o.min_outfile_size = parse_number(kw["min_outfile_size"], "-x", ss, 1)
+        least = 1 if o.old_meanings else 0
+        o.min_outfile_size = parse_number(kw["min_outfile_size"], "-x", ss, least)
+        o.extend_to_input = o.min_outfile_size == 0
     if kw["mapfile_interval"] is not None:
         save, _, sync = kw["mapfile_interval"].partition(",")
         if save and save != "-1":
@@ -225,8 +265,22 @@ RESCUE_OPTIONS = [
     _opt("-G", "--generate-mode", flag=True, help="generate approximate mapfile from partial copy"),
     _opt("-H", "--test-mode", help="set test mode (only + blocks of this map are readable)"),
     _opt("-i", "--input-position", help="starting position of domain in input file [0]"),
-    _opt("-I", "--verify-input-size", flag=True, help="verify input file size with mapfile"),
-    _opt("-J", "--verify-on-error", flag=True, help="reread latest good sector after errors"),
+    _opt(
+        "-I",
+        "--check-input-size",
+        "--verify-input-size",
+        "verify_input_size",
+        flag=True,
+        help="compare input file size with size in mapfile",
+    ),
+    _opt(
+        "-J",
+        "--check-on-error",
+        "--verify-on-error",
+        "verify_on_error",
+        flag=True,
+        help="reread latest good sector after every error",
+    ),
     _opt("-K", "--skip-size", help="initial size to skip on read error [64KiB],max"),
     _opt("-L", "--loose-domain", flag=True, help="accept unordered domain/test map with gaps"),
     click.option(
@@ -238,7 +292,14 @@ RESCUE_OPTIONS = [
     ),
     _opt("-M", "--retrim", flag=True, help="mark all failed blocks as non-trimmed"),
     _opt("-n", "--no-scrape", flag=True, help="skip the scraping phase"),
-    _opt("-N", "--no-trim", flag=True, help="skip the trimming phase"),
+    _opt(
+        "-N",
+        "--no-sweep",
+        "no_sweep",
+        flag=True,
+        help="skip the sweeping phase (with --schedule=ddrescue-1.27: skip trimming)",
+    ),
+    _opt("--no-trim", flag=True, help="skip the trimming phase"),
     _opt("-o", "--output-position", help="starting position in output file [ipos]"),
     _opt("-O", "--reopen-on-error", flag=True, help="reopen input file after every read error"),
     _opt("-p", "--preallocate", flag=True, help="preallocate space on disc for output file"),
@@ -246,19 +307,26 @@ RESCUE_OPTIONS = [
     _opt("-q", "--quiet", flag=True, help="suppress all messages"),
     _opt("-r", "--retry-passes", help="exit after N retry passes (-1=infinity) [0]"),
     _opt("-R", "--reverse", flag=True, help="reverse the direction of all passes"),
-    _opt("-s", "--size", help="maximum size of input data to be copied"),
+    _opt("-s", "--size", help="maximum size of input data to be copied ('output': its size)"),
     _opt("-S", "--sparse", flag=True, help="use sparse writes for output file"),
     _opt("-t", "--truncate", flag=True, help="truncate output file to zero size"),
     _opt("-T", "--timeout", help="maximum time since last successful read"),
     _opt("-u", "--unidirectional", flag=True, help="run all passes in the same direction"),
     _opt("-w", "--ignore-write-errors", flag=True, help="make fill mode ignore write errors"),
     _opt("-W", "--compare-before-write", "compare", flag=True, help="compare before writing"),
-    _opt("-x", "--extend-outfile", "min_outfile_size", help="extend outfile size to be at least N"),
+    _opt(
+        "-x",
+        "--extend-outfile",
+        "min_outfile_size",
+        help="extend outfile size to be at least N (0: the input size)",
+    ),
     _opt("-X", "--max-read-errors", help="maximum number of read errors allowed"),
     _opt("-y", "--synchronous", flag=True, help="use synchronous writes for output file"),
     _opt("-Z", "--max-read-rate", help="maximum read rate in bytes/s"),
     _opt("--ask", flag=True, help="ask for confirmation before starting the copy"),
-    _opt("--cpass", help="select copying pass(es) to run [1-5]"),
+    _opt("--bad-sector-data", help="treat sectors with this file's data as read errors"),
+    _opt("--continue-on-errno", help="treat errno code N[,N] as non-fatal"),
+    _opt("--cpass", help="select copying pass(es) to run [1-4]"),
     _opt("--delay-slow", help="initial delay before checking slow reads [30]"),
     _opt("--log-events", help="log significant events in file"),
     _opt("--log-rates", help="log rates and error sizes in file"),

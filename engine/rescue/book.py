@@ -189,14 +189,17 @@ class RescueBook:
 
     def react(self, failed: bool, slow: bool) -> None:
         """After an error or a slow read (its data already written and marked): reopen the
-        input (``-O``, copying phase) and pause (``--pause-on-error``).
+        input (``-O``: in every phase; in copying only with ddrescue 1.27's meanings) and
+        pause (``--pause-on-error``).
 
         Raises:
             DdfsError: the input could not be opened again.
         """
         if not (failed or slow):
             return
-        if self.map.status == NON_TRIED and self.opts.reopen_on_error:
+        if self.opts.reopen_on_error and (
+            self.map.status == NON_TRIED or not self.opts.old_meanings  # 1.29: every phase
+        ):
             self.source.reopen()
         if self.opts.pause_on_error > 0:
             if self.opts.simulated_pause:
@@ -305,7 +308,7 @@ class RescueBook:
             copying = self.map.status == NON_TRIED
         error_size = 0
         if err:
-            classify_error(err, copied)
+            classify_error(err, copied, self.source.continue_errnos, self.source.path)
             error_size = read.size - copied
         read.copied, read.error_size = copied, error_size
         if self.opts.preview_lines:
@@ -332,7 +335,7 @@ class RescueBook:
         self.last_read_pos = read.pos
         if self.logs.reads is not None:
             elapsed = time.time() - self.start_time
-            self.logs.reads.read(read.pos, read.size, copied, error_size, elapsed)
+            self.logs.reads.read(read.pos, read.size, copied, error_size, elapsed, err)
         if err:
             self.source.check_present()
         self.maybe_save()

@@ -31,6 +31,7 @@ from engine.rescue.setup import (
     make_domain,
     normalise,
     read_domain_map,
+    retrim_adjacent,
     sticky_borders,
     verify_input_size,
 )
@@ -64,7 +65,10 @@ def prepare(
     if opts.truncate and existed and data.bmap.end > 0:
         raise DdfsError("Outfile truncation and mapfile input are incompatible.")
     source = Source(infile, opts.sector_size, opts.direct_in, test_map)
+    source.bad_sector_data = opts.bad_sector_data
+    source.continue_errnos = frozenset(opts.continue_errnos)
     try:
+        _input_size(source, outfile, opts)
         identity = _check_source(infile, source, data, mapfile, existed, opts)
         domain, borders = _domain(data, source.size, opts, domain_map)
         if opts.ask and confirm is not None and domain:
@@ -85,6 +89,24 @@ def prepare(
         raise
     rescuer.identity_line = identity.line()
     return rescuer, existed
+
+
+def _input_size(source: Source, outfile: str, opts: RescueOptions) -> None:
+    """ddrescue 1.30's ``--size=output`` (the output's size stands for the input's, cut by a
+    test map as the input's is) and ``-x 0`` (extend the output to the input's size)."""
+    if opts.size_from_output:
+        try:
+            fd = os.open(outfile, os.O_RDONLY)
+        except OSError:
+            fd = -1  # no output yet: the input's own size, as ddrescue does
+        if fd >= 0:
+            try:
+                size = os.lseek(fd, 0, os.SEEK_END)
+            finally:
+                os.close(fd)
+            source.size = size if source.test_map is None else min(size, source.size)
+    if opts.extend_to_input and source.size > 0:
+        opts.min_outfile_size = source.size
 
 
 def _test_map(opts: RescueOptions) -> BlockMap | None:
@@ -125,8 +147,10 @@ def _domain(
     domain = make_domain(data.bmap, insize, opts, domain_map)
     borders = block_borders(data.bmap, domain) if opts.retrim or opts.try_again else []
     borders = sorted(set(borders).union(joined))
-    if opts.retrim:
+    if opts.retrim and opts.old_meanings:
         change_statuses(data.bmap, domain, NON_SCRAPED + BAD_SECTOR, NON_TRIMMED)
+    elif opts.retrim:
+        retrim_adjacent(data.bmap, domain)
     if opts.try_again:
         change_statuses(data.bmap, domain, NON_TRIMMED + NON_SCRAPED, NON_TRIED)
     return domain, borders

@@ -6,6 +6,10 @@ the phase lines of the read log once per new message, and closes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from engine.errors import DdfsError
 from engine.options import RescueOptions
 from engine.rescue.readlog import ReadLog
@@ -27,13 +31,14 @@ class RunLogs:
             if o.log_rates:
                 self.rates = self._open(RateLog, o.log_rates, "rates", o.command_line)
             if o.log_reads:
-                self.reads = self._open(ReadLog, o.log_reads, "reads", o.command_line)
+                read_log = partial(ReadLog, errno_column=not o.old_meanings)
+                self.reads = self._open(read_log, o.log_reads, "reads", o.command_line)
         except DdfsError:
             self.close()
             raise
 
     @staticmethod
-    def _open(cls: type, path: str, kind: str, command_line: str):  # type: ignore[no-untyped-def]
+    def _open(cls: Callable[[str, str], Any], path: str, kind: str, command_line: str) -> Any:
         try:
             return cls(path, command_line)
         except OSError as exc:

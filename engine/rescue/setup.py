@@ -12,7 +12,14 @@ from itertools import pairwise
 from typing import Any
 
 from engine.errors import DdfsError
-from engine.map.blockmap import FINISHED, NON_TRIED, BlockMap
+from engine.map.blockmap import (
+    BAD_SECTOR,
+    FINISHED,
+    NON_SCRAPED,
+    NON_TRIED,
+    NON_TRIMMED,
+    BlockMap,
+)
 from engine.map.mapfile import MapData, parse_mapfile
 from engine.map.ranges import intersect
 from engine.numbers import format_num3, format_size
@@ -66,7 +73,7 @@ def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOpti
     except OSError:
         return
     if not stat.S_ISREG(st.st_mode):
-        needs = opts.sparse or opts.preallocate or opts.min_outfile_size
+        needs = opts.sparse or opts.preallocate or opts.min_outfile_size or opts.extend_to_input
         if not opts.force or needs:
             raise DdfsError(
                 f"{outfile}: Output file exists and is not a regular file.\n"
@@ -247,6 +254,25 @@ def change_statuses(bm: BlockMap, domain: list[tuple[int, int]], frm: str, to: s
             pos = found[1]
 
 
+def retrim_adjacent(bm: BlockMap, domain: list[tuple[int, int]]) -> None:
+    """``-M`` as ddrescue 1.30 does it: only the ``/`` and ``-`` blocks next to a non-tried or
+    finished block (or the map's ends) become ``*`` again. A block cut by the domain's edge has
+    itself as its neighbour there."""
+    marked: list[tuple[int, int]] = []
+    for a, b in domain:
+        for start, end, status in list(bm.blocks_from(a)):
+            if start >= b:
+                break
+            if status not in NON_SCRAPED + BAD_SECTOR:
+                continue
+            left = status if start < a else (bm.status_at(start - 1) if start > 0 else "")
+            right = status if end > b else (bm.status_at(end) if end < bm.end else "")
+            if {left, right} & {"", NON_TRIED, FINISHED}:
+                marked.append((max(start, a), min(end, b)))
+    for start, end in marked:
+        bm.set_status(start, end - start, NON_TRIMMED)
+
+
 def about_to_copy(
     infile: str, outfile: str, source: Source, domain: list[tuple[int, int]], binary: bool
 ) -> str:
@@ -288,8 +314,7 @@ def verify_input_size(data: MapData, insize: int, mapfile: str | None) -> None:
     extent = data.bmap.end
     if mapfile is None or not os.path.exists(mapfile) or insize <= 0 or extent <= 0:
         raise DdfsError(
-            "Can't verify input file size.\n"
-            "Mapfile is unfinished or missing, or size is invalid."
+            "Can't verify input file size.\nMapfile is unfinished or missing, or size is invalid."
         )
     if extent != insize:
         raise DdfsError("Input file size differs from size calculated from mapfile.")

@@ -106,6 +106,10 @@ class Source:
             last = self._good[-1][1] if self._good else 0
             self.size = last if self.real_size < 0 else min(self.real_size, last)
         self._abuf: mmap.mmap | None = None
+        #: ``--bad-sector-data``: a whole sector of this content is a read error (1.29.1)
+        self.bad_sector_data: bytes | None = None
+        #: ``--continue-on-errno``: errnos that are read errors, not the end of the run (1.29)
+        self.continue_errnos: frozenset[int] = frozenset()
 
     def close(self) -> None:
         """Close the input; an error is ignored (a vanished FUSE or network source answers
@@ -130,7 +134,7 @@ class Source:
         """Read ``[pos, pos+size)`` into ``buf[:size]``; return ``(copied, errno)``."""
         if self.test_map is not None and not self._readable(pos, pos + size):
             return 0, errno.EIO
-        if self.direct:
+        if self.direct or self.bad_sector_data is not None:
             result = self._read_direct(pos, size, buf)
         else:
             result = _read_loop(self.fd, pos, buf[:size])
@@ -141,6 +145,7 @@ class Source:
         return result
 
     def _read_direct(self, pos: int, size: int, buf: memoryview) -> tuple[int, int]:
+        """Read whole sectors (``-d``, ``--bad-sector-data``) and hand on the part asked for."""
         ss = self.sector_size
         start = pos - pos % ss
         end = -(-(pos + size) // ss) * ss
@@ -152,6 +157,8 @@ class Source:
         aligned = memoryview(self._abuf)[:need]
         try:
             got, err = _read_loop(self.fd, start, aligned)
+            if self.bad_sector_data is not None:
+                got, err = _cut_at_bad_data(self._abuf, got, err, self.bad_sector_data)
             head = pos - start
             copied = max(0, min(got - head, size))
             if copied:
@@ -219,9 +226,29 @@ def _read_loop(fd: int, pos: int, view: memoryview) -> tuple[int, int]:
     return copied, 0
 
 
-def classify_error(err: int, copied: int) -> None:
-    """Raise for the errnos ddrescue treats as fatal; return for an ordinary read error."""
-    if copied == 0 and err in FATAL_ERRNOS:
-        raise FatalReadError("Fatal error reading the input file")
+def _cut_at_bad_data(data: mmap.mmap, got: int, err: int, bad: bytes) -> tuple[int, int]:
+    """The first whole sector of ``data[:got]`` equal to ``bad``, and what follows it, failed
+    with EIO (a sector-aligned match only)."""
+    ss = len(bad)
+    end = got - got % ss
+    i = data.find(bad, 0, end)
+    while i >= 0:
+        if i % ss == 0:
+            return i, errno.EIO
+        i = data.find(bad, i - i % ss + ss, end)
+    return got, err
+
+
+def classify_error(
+    err: int, copied: int, non_fatal: frozenset[int] = frozenset(), path: str = ""
+) -> None:
+    """Raise for the errnos ddrescue treats as fatal, unless ``--continue-on-errno`` names
+    them; return for an ordinary read error. The message is ddrescue 1.30's: the input's
+    name, the error and its number."""
+    if copied == 0 and err in FATAL_ERRNOS and err not in non_fatal:
+        where = f"{path}: " if path else ""
+        raise FatalReadError(
+            f"{where}Fatal error reading the input file: {os.strerror(err)} (errno={err})"
+        )
     if err == errno.EINVAL:
         raise FatalReadError("Unaligned read error. Is sector size correct?")

@@ -22,16 +22,19 @@ class Ddrescue127:
 
     name = "ddrescue-1.27"
 
-    def __init__(self, scrape_all: bool = False) -> None:
+    def __init__(self, scrape_all: bool = False, sweeping: bool = False) -> None:
         # ddrescue 1.27 skips scraping when trimming alone made the '/' blocks (the next run
         # scrapes them); with scrape_all they are scraped in the same run
         self.scrape_all = scrape_all
+        # sweeping: the copying phase reads what an earlier pass skipped, as 1.30's sweeping
+        # phase does, and -N (--no-sweep) turns it off
+        self.sweeping = sweeping
 
     def phases(self, ctx: ScheduleContext) -> list[tuple[str, bool, Phase]]:
         """``(status, enabled, phase)`` in the order they run."""
         o = ctx.opts
         return [
-            (NON_TRIED, True, copying_phase),
+            (NON_TRIED, not (self.sweeping and o.no_sweep), copying_phase),
             (NON_TRIMMED, not o.no_trim, trimming_phase),
             (NON_SCRAPED, not o.no_scrape, scraping_phase),
             (BAD_SECTOR, o.max_retries != 0, retrying_phase),

@@ -2,9 +2,10 @@
 
 :class:`Delimit` runs :class:`~engine.schedule.delimit.copy.Delimiter` (a first copying pass
 that reads good runs, delimits each bad area from its good edges and learns where the next one
-lies), then ddrescue 1.27's phases over what is left: the inside of the bad areas, read,
-trimmed, scraped and retried as ddrescue would. The result is ddrescue's; the order and the
-failed reads change. Metadata tiers run ddrescue 1.27's phases over their small areas.
+lies), then ddrescue 1.27's phases over what is left: the inside of the bad areas, read (the
+sweep, which ``-N`` turns off), trimmed, scraped and retried as ddrescue would. The result is
+ddrescue's; the order and the failed reads change. Metadata tiers run ddrescue 1.27's phases
+over their small areas.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Delimit:
 
     def __init__(self) -> None:
         self.predictor = BandPredictor()
-        self.rest = Ddrescue127(scrape_all=True)
+        self.rest = Ddrescue127(scrape_all=True, sweeping=True)
 
     def tier_phases(self, ctx: ScheduleContext) -> list[tuple[str, Phase]]:
         return self.rest.tier_phases(ctx)

@@ -102,6 +102,16 @@ class BlockMapQueries:
             return self._index[ci + 1]
         return self._end
 
+    def block_by_index(self, index: int) -> tuple[int, int, str]:
+        """The ``index``-th block (0 = the first) as ``(start, end, status)``."""
+        if index < 0:
+            raise IndexError(index)
+        for ci, starts in enumerate(self._starts):
+            if index < len(starts):
+                return starts[index], self._block_end(ci, index), chr(self._sts[ci][index])
+            index -= len(starts)
+        raise IndexError(index)
+
     def block_at(self, pos: int) -> tuple[int, int, str]:
         """The block containing ``pos`` as ``(start, end, status)``."""
         if not 0 <= pos < self._end:

@@ -8,14 +8,32 @@ slow read (``-a``) in passes 1 and 2 is skipped after in the same way, pass 1 by
 passes 3 and 4 only read ``?`` blocks next to a finished block; pass 5 sweeps without skipping.
 A pass is announced to the rescuer (:attr:`ScheduleContext.announce`) just before its first read, so
 a pass that reads nothing leaves no trace in the status line or the read log.
+
+:data:`RULES_130` gives ddrescue 1.30's copying instead: passes 1-4 (pass 5 became the sweeping
+phase), passes 2-4 read only ``?`` blocks next to a finished block, and a slow read in pass 2 is
+skipped as in pass 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 
 from engine.map.blockmap import FINISHED, NON_TRIED
 from engine.schedule.base import Read, ScheduleContext
+
+
+@dataclass(frozen=True)
+class CopyRules:
+    """What differs between ddrescue versions' copying passes."""
+
+    passes: int = 5  # the last pass
+    adjacent: tuple[int, ...] = (3, 4)  # passes that read only '?' blocks next to finished data
+    slow_skips_block: bool = True  # after a slow read, pass 2 skips the rest of the block
+
+
+RULES_127 = CopyRules()
+RULES_130 = CopyRules(passes=4, adjacent=(2, 3, 4), slow_skips_block=False)
 
 
 def _msg(passno: int, forward: bool) -> str:
@@ -23,16 +41,19 @@ def _msg(passno: int, forward: bool) -> str:
     return f"Copying non-tried blocks... Pass {passno} ({way})"
 
 
-def copying_phase(ctx: ScheduleContext) -> Iterator[Read]:
+def copying_phase(ctx: ScheduleContext, rules: CopyRules = RULES_127) -> Iterator[Read]:
     """Run the selected copying passes until one finds no non-tried data at all.
 
     A saved status ``?`` resumes (unless ``--cpass`` is given): the saved pass continues from
     ``current_pos``; a saved pass above 5 restarts at pass 1, still from ``current_pos``.
     The pass number becomes the first pass's at once, before anything is read.
     """
-    passes = ctx.opts.cpass if ctx.opts.cpass is not None else [1, 2, 3, 4, 5]
+    every = list(range(1, rules.passes + 1))
+    passes = ctx.opts.cpass if ctx.opts.cpass is not None else every
+    if ctx.opts.no_sweep:  # ddrescue 1.30 replaced pass 5 by the sweeping phase -N turns off
+        passes = [p for p in passes if p != 5]
     resume = ctx.opts.cpass is None and ctx.resume.status == NON_TRIED
-    first = ctx.resume.passno if resume and ctx.resume.passno <= 5 else 1
+    first = ctx.resume.passno if resume and ctx.resume.passno <= rules.passes else 1
     ctx.book.current_pass = first  # at once, even if no pass reads anything
     for passno in passes:
         if passno < first:
@@ -40,9 +61,9 @@ def copying_phase(ctx: ScheduleContext) -> Iterator[Read]:
         forward = ctx.direction(passno)
         start = resume_start(ctx, NON_TRIED, forward, resume and passno == first)
         if forward:
-            found = yield from _forward(ctx, passno, start)
+            found = yield from _forward(ctx, passno, start, rules)
         else:
-            found = yield from _backward(ctx, passno, start)
+            found = yield from _backward(ctx, passno, start, rules)
         if not found:
             return
 
@@ -59,15 +80,17 @@ def resume_start(ctx: ScheduleContext, status: str, forward: bool, resume: bool)
     return ctx.book.domain_end
 
 
-def _qualifies(ctx: ScheduleContext, passno: int, start: int, end: int, forward: bool) -> bool:
-    """Passes 3 and 4 read a ``?`` block only when the block behind it (in the direction of
-    the pass) is finished or absent.
+def _qualifies(
+    ctx: ScheduleContext, passno: int, start: int, end: int, forward: bool, rules: CopyRules
+) -> bool:
+    """Passes 3 and 4 (1.30: 2 to 4) read a ``?`` block only when the block behind it (in the
+    direction of the pass) is finished or absent.
 
     The block is ddrescue's map block: the whole run of ``?`` as the map book's lookups see it,
     which ends at domain borders (and wherever the map book keeps blocks apart). A run cut there
     has ``?`` behind it, so it does not qualify.
     """
-    if passno not in (3, 4):
+    if passno not in rules.adjacent:
         return True
     if forward:
         run = ctx.book.find_backward(start + 1, NON_TRIED)
@@ -119,8 +142,9 @@ class _Skips:
     """The skip sizes of one pass: after an error (doubling in pass 1, reset by a good read or
     a change of block) and after a slow read (``-a``); passes 2-4 skip the rest of the block."""
 
-    def __init__(self, ctx: ScheduleContext) -> None:
+    def __init__(self, ctx: ScheduleContext, rules: CopyRules) -> None:
         self.ctx = ctx
+        self.rules = rules
         self.initial, self.maximum = ctx.skip_initial, ctx.skip_max
         self.eskip = self.initial
         self.sskip = 0
@@ -132,7 +156,8 @@ class _Skips:
         """Where the pass goes on after ``read``, which ended at ``pos`` (its start, backwards)."""
         initial = self.initial
         if read.failed or read.slow:
-            if initial > 0 and passno == 1:
+            like_pass1 = passno == 1 or (not read.failed and not self.rules.slow_skips_block)
+            if initial > 0 and like_pass1:
                 if read.failed:
                     pos = skip(self.ctx, pos, self.eskip)
                     self.eskip = _next_skip(self.eskip, self.maximum)
@@ -146,10 +171,12 @@ class _Skips:
         return pos
 
 
-def _forward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, None, bool]:
+def _forward(
+    ctx: ScheduleContext, passno: int, pos: int, rules: CopyRules
+) -> Generator[Read, None, bool]:
     """One forward pass from ``pos``; returns whether any ``?`` data was found."""
     softbs = ctx.softbs
-    skips = _Skips(ctx)
+    skips = _Skips(ctx, rules)
     expected: int | None = None
     found_any = started = False
     while True:
@@ -158,7 +185,7 @@ def _forward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, Non
             return found_any
         found_any = True
         bs, be = blk
-        if not _qualifies(ctx, passno, bs, be, True):
+        if not _qualifies(ctx, passno, bs, be, True, rules):
             pos = be
             continue
         if not started:
@@ -179,10 +206,12 @@ def _forward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, Non
         expected = pos
 
 
-def _backward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, None, bool]:
+def _backward(
+    ctx: ScheduleContext, passno: int, pos: int, rules: CopyRules
+) -> Generator[Read, None, bool]:
     """One backward pass down from ``pos``; returns whether any ``?`` data was found."""
     softbs = ctx.softbs
-    skips = _Skips(ctx)
+    skips = _Skips(ctx, rules)
     expected: int | None = None
     found_any = started = False
     while True:
@@ -191,7 +220,7 @@ def _backward(ctx: ScheduleContext, passno: int, pos: int) -> Generator[Read, No
             return found_any
         found_any = True
         bs, be = blk
-        if not _qualifies(ctx, passno, bs, be, False):
+        if not _qualifies(ctx, passno, bs, be, False, rules):
             pos = bs
             continue
         if not started:

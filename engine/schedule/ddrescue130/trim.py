@@ -1,0 +1,93 @@
+"""Trimming as ddrescue 1.30 does it: only the edges next to finished data, so that a bad area
+is delimited as a whole.
+
+The ``*`` blocks of the domain are visited in block order (reverse order with ``-R``). A block's
+leading edge is read sector by sector forwards, until a read fails, only when the block before
+it is finished (or the map starts there); its trailing edge likewise backwards when the block
+after it is finished (or the map ends there). An edge next to a ``?`` or ``*`` block is left for
+the sweeping phase. A block with no finished neighbour becomes ``/`` without reads unless a
+neighbour is ``?`` or ``*`` (or the map's end); so does what is left in the middle of a
+trimmed block.
+
+ddrescue walks its block list by index: after a trimmed block it looks at the same index again
+(the block's first piece now), and after a block it marks ``/`` it goes on to the next index,
+although the mark joined that block with its ``/`` neighbours, so the block after them is
+passed over. The walk here is by index too, to make the same reads.
+
+The same pass runs inside the sweeping phase after each swept block, under the sweeping
+message (:mod:`engine.schedule.ddrescue130.sweep`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from engine.map.blockmap import FINISHED, NON_SCRAPED, NON_TRIED, NON_TRIMMED
+from engine.schedule.base import Read, ScheduleContext
+
+UNTRIED = (NON_TRIED, NON_TRIMMED)
+
+
+def trimming_phase(ctx: ScheduleContext, message: str | None = None) -> Iterator[Read]:
+    """Trim the ``*`` blocks of the domain in block order. ``message``: the sweeping phase's
+    (its pass is announced already); None: the trimming phase, announced at its first read."""
+    forward = not ctx.opts.reverse
+    announce = message is None
+    if message is None:
+        message = f"Trimming failed blocks... ({'forwards' if forward else 'backwards'})"
+    bmap = ctx.book.bmap
+    lo, hi = ctx.book.domain_start, ctx.book.domain_end
+    i = 0
+    while i < len(bmap):
+        idx = i if forward else len(bmap) - 1 - i
+        start, end, status = bmap.block_by_index(idx)
+        if start < lo or end > hi:  # not inside the domain
+            if (forward and start >= hi) or (not forward and end <= lo):
+                return
+            i += 1
+            continue
+        if status != NON_TRIMMED:
+            i += 1
+            continue
+        trimmed = False
+        for read in trim_block(ctx, start, end):
+            if announce:
+                ctx.announce(NON_TRIMMED, 1, message)
+                announce = False
+            trimmed = True
+            yield read
+        if not trimmed:
+            i += 1
+
+
+def trim_block(ctx: ScheduleContext, start: int, end: int) -> Iterator[Read]:
+    """Trim the ``*`` block ``[start, end)`` from its edges next to finished data; a block
+    that yields no read is marked or left, and the walk goes on to the next index."""
+    ss = ctx.ss
+    before, after = ctx.book.status_before(start), ctx.book.status_after(end)
+    lgood, rgood = before in ("", FINISHED), after in ("", FINISHED)
+    untried = before in ("", *UNTRIED) or after in ("", *UNTRIED)
+    if not (lgood or rgood):
+        if not untried:
+            ctx.book.mark(start, end - start, NON_SCRAPED)
+        return
+    a, b = start, end
+    if lgood:
+        while a < b:
+            read = Read(a, min((a // ss + 1) * ss, b) - a)
+            yield read
+            a = read.end
+            if read.failed or read.copied < read.size:
+                break
+    if rgood:
+        while b > a:
+            s = max(((b - 1) // ss) * ss, a)
+            read = Read(s, b - s, backward=True)
+            yield read
+            b = s
+            if read.failed:
+                break
+    if a < b and not untried:
+        rest = ctx.book.bmap.block_at(b - 1)
+        if rest[2] == NON_TRIMMED:
+            ctx.book.mark(rest[0], rest[1] - rest[0], NON_SCRAPED)

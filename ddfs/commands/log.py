@@ -1,5 +1,6 @@
-"""``ddfs log``: a drop-in for GNU ddrescuelog 1.27. This is the command line; the operations
-are in :mod:`ddfs.commands.log_ops` (the work is done by engine.map.logtool)."""
+"""``ddfs log``: a drop-in for GNU ddrescuelog 1.27, plus 1.30's ``-H``/``--make-test``. This is
+the command line; the operations are in :mod:`ddfs.commands.log_ops` (the work is done by
+engine.map.logtool)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ class LogCommand(DdrescueCommand):
 @click.option("-D", "--done-status", is_flag=True, help="return 0 if rescue is finished")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing output files")
 @click.option("-F", "--format", "fmt", default="list", help="format for -c and -l")
+@click.option(
+    "-H",
+    "--make-test",
+    metavar="C:H:S[-S2[,T]]:F|FF:B",
+    help="create a test-mode map of a disk with a dead head (ddrescuelog 1.30)",
+)
 @click.option("-i", "--input-position", default="0", help="start of rescue domain [0]")
 @click.option("-l", "--list-blocks", metavar="TYPES", help="print block numbers of given types")
 @click.option("-L", "--loose-domain", is_flag=True, help="accept unordered domain mapfile")
@@ -57,7 +64,7 @@ class LogCommand(DdrescueCommand):
 @click.option("-z", "--or-mapfile", metavar="FILE", help="OR the finished blocks in file")
 @click.option("--shift", is_flag=True, help="shift all block positions by (opos - ipos)")
 def log(mapfiles: tuple[str, ...], **kw: Any) -> None:
-    """Manipulate ddrescue mapfiles, as GNU ddrescuelog 1.27 does."""
+    """Manipulate ddrescue mapfiles, as GNU ddrescuelog 1.27 does (and -H, 1.30's --make-test)."""
     from ddfs.commands.log_ops import run  # loaded when the command runs, not at every start
 
     try:

@@ -1,6 +1,7 @@
-"""The operations of ``ddfs log`` (GNU ddrescuelog 1.27's), run once :mod:`ddfs.commands.log`
-has parsed the options: files are read and written here, the work is done by
-:mod:`engine.map.logtool`. The command imports this module when it runs, not at every start."""
+"""The operations of ``ddfs log`` (GNU ddrescuelog 1.27's, and 1.30's ``-H``), run once
+:mod:`ddfs.commands.log` has parsed the options: files are read and written here, the work is
+done by :mod:`engine.map.logtool`. The command imports this module when it runs, not at every
+start."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from engine.errors import DdfsError
 from engine.map import logtool as lt
-from engine.map.mapfile import parse_mapfile
+from engine.map.mapfile import parse_mapfile, save_mapfile
 from engine.numbers import parse_number
 
 #: ``-F`` names -> None (a list of block numbers) or True/False (a little/big-endian bitmap).
@@ -34,6 +35,7 @@ _OPERATIONS = (
     "and_mapfile",
     "or_mapfile",
     "shift",
+    "make_test",
 )
 
 _EMPTY = "Nothing to do; domain is empty."
@@ -53,6 +55,7 @@ class LogArgs:
     opos: int
     size: int
     cmdline: str
+    geometry: lt.Geometry | None = None  # -H
 
     @property
     def path(self) -> str:
@@ -88,6 +91,8 @@ def _parse(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> LogArgs:
         what = "Only one operation can be specified." if ops else "You must specify the operation."
         raise DdfsError(f"{what}\nTry 'ddfs log --help' for more information.")
     op = ops[0]
+    # ddrescuelog checks the geometry as it meets the option, before counting the files
+    geometry = _geometry(kw["make_test"]) if op == "make_test" else None
     if kw["fmt"] not in _FORMATS:
         raise DdfsError(f"'{kw['fmt']}': Invalid format name in option '-F'.")
     little = _FORMATS[kw["fmt"]]
@@ -100,12 +105,24 @@ def _parse(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> LogArgs:
     )
     size = parse_number(kw["size"], "-s", bs, -1)
     cmdline = " ".join(["ddfs", *sys.argv[1:]])
-    return LogArgs(op, mapfiles, kw, little, bs, ipos, opos, size, cmdline)
+    return LogArgs(op, mapfiles, kw, little, bs, ipos, opos, size, cmdline, geometry)
+
+
+def _geometry(arg: str) -> lt.Geometry:
+    """``-H``'s geometry; messages name the option as it was spelt (``-H``, ``--make-test``)."""
+    long_name = any(a.startswith("--make-test") for a in sys.argv[1:])
+    if not arg:  # ddrescuelog's option parser takes an empty argument as a missing one
+        what = "option '--make-test' requires" if long_name else "option requires"
+        tail = "" if long_name else " -- 'H'"
+        raise DdfsError(f"{what} an argument{tail}\nTry 'ddfs log --help' for more information.")
+    return lt.parse_geometry(arg, "--make-test" if long_name else "-H")
 
 
 def run(mapfiles: tuple[str, ...], kw: dict[str, Any]) -> int:
     """Run the operation ``kw`` selects; return the exit status (errors raise DdfsError)."""
     a = _parse(mapfiles, kw)
+    if a.op == "make_test":
+        return _make_test(a)
     if a.op == "create_mapfile":
         return _create(a)
     if a.op == "shift" and a.ipos != 0 and a.opos != 0:
@@ -158,6 +175,41 @@ def _create(a: LogArgs) -> int:
     with open(a.path, "w", encoding="latin-1") as fh:
         fh.write(result)
     return 0
+
+
+def _make_test(a: LogArgs) -> int:
+    """``-H C:H:S[-S2[,T]]:F|FF:B``: ddrescuelog 1.30's test map of a disk with a dead head.
+
+    As ddrescuelog, an existing OUTFILE is read as a mapfile first and, without ``-f``, left
+    alone: "Mapfile exists" (exit 1), or the mapfile error (exit 2) if it is not one. A regular
+    file is then replaced atomically; anything else (a device, a FIFO, a symlink) is written
+    through, as ddrescuelog does."""
+    assert a.geometry is not None
+    if a.path != "-" and not a.kw["force"]:
+        _refuse_existing(a.path)
+    pieces = lt.make_test_text(a.geometry, a.bs, a.cmdline)  # checks the size before writing
+    if a.path == "-":
+        sys.stdout.writelines(pieces)
+        return 0
+    try:
+        if os.path.lexists(a.path) and (os.path.islink(a.path) or not os.path.isfile(a.path)):
+            with open(a.path, "w", encoding="latin-1") as fh:
+                fh.writelines(pieces)
+        else:
+            save_mapfile(a.path, pieces)
+    except OSError as exc:
+        raise DdfsError(f"{a.path}: Error writing mapfile: {exc.strerror}") from None
+    return 0
+
+
+def _refuse_existing(path: str) -> None:
+    """Refuse to overwrite a mapfile, as ddrescuelog does (without ``-f``)."""
+    if not os.path.exists(path) or not os.access(path, os.R_OK):
+        return  # ddrescuelog cannot read it: it goes on to write it
+    if os.path.isdir(path):
+        raise DdfsError(f"{path}: Error in mapfile, line 0: Read error.")
+    parse_mapfile(path)  # MapfileError (exit 2) if it is not a mapfile
+    raise DdfsError(f"{path}: Mapfile exists. Use '--force' to overwrite it.")
 
 
 def _show_status(a: LogArgs, dmap: lt.LogMap | None) -> int:

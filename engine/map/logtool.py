@@ -8,13 +8,15 @@ as it is (the gap is not filled).
 This module gathers the public names: the maps in :mod:`engine.map.logtool_maps`, the domain
 in :mod:`engine.map.logtool_domain`, the reports in :mod:`engine.map.logtool_report`, the block
 operations in :mod:`engine.map.logtool_edit`, the sector lists and bitmaps in
-:mod:`engine.map.logtool_sectors`.
+:mod:`engine.map.logtool_sectors`, 1.30's ``--make-test`` maps in
+:mod:`engine.map.logtool_maketest`.
 """
 
 from __future__ import annotations
 
 from engine.map.logtool_domain import crop, make_domain, raw_domain, split
 from engine.map.logtool_edit import change_types, combine, compare, invert, parse_types, shift
+from engine.map.logtool_maketest import Geometry, make_test_text, parse_geometry
 from engine.map.logtool_maps import (
     INF,
     STATUSES,
@@ -40,6 +42,7 @@ __all__ = [
     "STATUSES",
     "Block",
     "Domain",
+    "Geometry",
     "LogMap",
     "annotate",
     "bitmap_runs",
@@ -57,7 +60,9 @@ __all__ = [
     "list_runs",
     "loose_map",
     "make_domain",
+    "make_test_text",
     "map_text",
+    "parse_geometry",
     "parse_types",
     "raw_domain",
     "shift",

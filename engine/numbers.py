@@ -15,6 +15,10 @@ _ARG_RE = re.compile(
     r"|[1-9][0-9]*(?:_[0-9]{3,})*)(.*)$"
 )
 _PREFIXES = "kMGTPEZYRQ"
+#: a time interval: ``1``, ``1.5``, ``.5``, ``1/2``, digits maybe parted by single ``_`` (1.30),
+#: then a unit
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_TIME_RE = re.compile(rf"\s*((?:{_DIGITS})(?:\.{_DIGITS}|/{_DIGITS})?|\.{_DIGITS})([smhd]?)\s*")
 
 
 def parse_c_int(text: str) -> int:
@@ -65,10 +69,10 @@ def parse_number(
         elif rest.startswith("Ki"):
             factor = 1024
             rest = rest[2:]
-        if rest.startswith("s"):
+        if rest.startswith("s"):  # sectors, or bytes ('B'): one unit at most
             factor *= sector_size
             rest = rest[1:]
-        if rest == "B":
+        elif rest == "B":
             rest = ""
         if rest:
             raise DdfsError(f"Bad multiplier in numerical argument of option '{option}'.")
@@ -88,10 +92,10 @@ def parse_time(text: str, option: str) -> int:
 
 def parse_rational_time(text: str, option: str) -> Fraction:
     """Parse a time interval that may be a fraction of a second (``0.5``, ``1/4``)."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:/[0-9]+)?)([smhd]?)\s*", text)
+    m = _TIME_RE.fullmatch(text)
     if not m:
         raise DdfsError(f"Bad or missing time interval in option '{option}'.")
-    num = m.group(1)
+    num = m.group(1).replace("_", "")
     try:
         if "/" in num:
             a, b = num.split("/")

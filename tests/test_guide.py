@@ -4,7 +4,8 @@ The guide's ```` ```sh ```` blocks use a fixed cast, which the test bed provides
 
 * ``/dev/sdX``: a failing disk (a ``ddfs simulate`` disk behind a read-only loop device): a GPT
   disk whose partition 1 (``/dev/sdX1``, its own loop device) holds ext4 with files, and a few
-  bad sectors; ``/dev/sdZ`` is a second damaged copy of the same disk, bad elsewhere;
+  bad sectors; ``/dev/sdZ`` is a second damaged copy of the same disk, bad elsewhere and 1 MiB
+  shorter (it lost its end);
 * ``/dev/sdY``: a spare disk of the same size (a writable loop device);
 * ``/dev/sr0``: a CD-ROM with 2048-byte sectors (a read-only loop device);
 * ``good.img`` (the disk's image) and ``bad.map`` (its bad areas as a ddrescue test map) in the
@@ -96,7 +97,10 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     disk = root / "good.img"
     _build_disk(disk, root)
     write_test_map(root / "bad.map", SIZE, BAD)
-    write_test_map(root / "bad2.map", SIZE, BAD_COPY2)
+    short = root / "short.img"  # the second copy lost its last MiB
+    with open(disk, "rb") as src, open(short, "wb") as dst:
+        dst.write(src.read(SIZE - MiB))
+    write_test_map(root / "bad2.map", SIZE - MiB, BAD_COPY2)
     spare = root / "spare.img"
     with open(spare, "wb") as fh:
         fh.truncate(SIZE)
@@ -106,7 +110,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         (root / d).mkdir()
     with ExitStack() as stack:
         sim1 = stack.enter_context(simulated_disk(disk, root / "sim1", root / "bad.map"))
-        sim2 = stack.enter_context(simulated_disk(disk, root / "sim2", root / "bad2.map"))
+        sim2 = stack.enter_context(simulated_disk(short, root / "sim2", root / "bad2.map"))
         cast = {
             "/dev/sdX1": stack.enter_context(loop_device(sim1, offset=P1_START, size=P1_SIZE)),
             "/dev/sdX": stack.enter_context(loop_device(sim1)),

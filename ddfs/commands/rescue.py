@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ddfs.commands.common import fail, install_signal_handlers, reraise
+from ddfs.commands.common import PROG, fail, install_signal_handlers, reraise
 from engine.errors import DdfsError, Stop
 from engine.ondemand.metadata_first import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
@@ -45,6 +45,9 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
     book_ref.append(book)
+    if not opts.quiet:
+        for note in book.notices:
+            sys.stderr.write(f"{PROG}: {note}\n")
     if pending:
         book.interrupted = pending[0]
     if not book.map.domain:

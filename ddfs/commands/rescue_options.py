@@ -149,12 +149,12 @@ def _size_options(o: RescueOptions, kw: dict[str, Any]) -> None:
 def _skip_options(o: RescueOptions, text: str) -> None:
     """``-K INITIAL[,MAX]``."""
     ss = o.sector_size
-    first, _, second = text.partition(",")
-    if first:
+    first, comma, second = text.partition(",")
+    if first or not comma:  # '-K ""' is a bad number, as is nothing after the comma
         o.skip_initial = parse_number(first, "-K", ss, 0, 2**60)
         if 0 < o.skip_initial < 65536:
             raise DdfsError("Value out of limits [65536,1152921504606846976] in option '-K'.")
-    if second:
+    if comma:
         o.skip_max = parse_number(second, "-K", ss, 65536, 2**60)
     if o.skip_initial is not None and o.skip_max is not None and o.skip_initial > o.skip_max:
         raise DdfsError("Initial skip size is larger than max skip size in option '-K'.")
@@ -176,11 +176,13 @@ def _limit_options(o: RescueOptions, kw: dict[str, Any]) -> None:
         o.min_outfile_size = parse_number(kw["min_outfile_size"], "-x", ss, least)
         o.extend_to_input = o.min_outfile_size == 0
     if kw["mapfile_interval"] is not None:
-        save, _, sync = kw["mapfile_interval"].partition(",")
+        save, comma, sync = kw["mapfile_interval"].partition(",")
         if save and save != "-1":
             o.save_interval = parse_time(save, "--mapfile-interval")
-        if sync:
-            o.sync_interval = max(5, parse_time(sync, "--mapfile-interval"))
+        if comma:  # nothing after the comma is a bad interval
+            o.sync_interval = parse_time(sync, "--mapfile-interval")
+        if o.sync_interval < 5:
+            raise DdfsError("Sync interval must be >= 5 seconds in '--mapfile-interval'.")
         if o.save_interval > o.sync_interval:
             raise DdfsError("SAVE interval must not be larger than SYNC in '--mapfile-interval'.")
 

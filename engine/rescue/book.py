@@ -90,6 +90,7 @@ class RescueBook:
         self.preview: tuple[int, bytes] = (-1, b"")  # -P: the latest data read, and where
         self.on_progress: Callable[[RescueBook], None] | None = None  # after each read
         self.identity_line = ""  # the source's identity, kept in the mapfile's header
+        self.notices: list[str] = []  # said before the run (merging another copy of the disk)
         self.ctx = ScheduleContext(
             book, opts, self.rates, self.resume, self.skip_initial, self.skip_max,
             self.set_phase, self.check_error_limits, lambda: bool(self.message),

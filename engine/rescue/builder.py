@@ -19,8 +19,9 @@ from engine.map.book import MapBook
 from engine.map.mapfile import MapData, parse_mapfile
 from engine.options import RescueOptions
 from engine.rescue.book import RescueBook
-from engine.rescue.identity import Identity, identify, read_identity, refusal
+from engine.rescue.identity import Identity, identify, merging_note, read_identity, refusal
 from engine.rescue.output import Output
+from engine.rescue.samecopy import compare_with_image
 from engine.rescue.setup import (
     Declined,
     about_to_copy,
@@ -69,7 +70,8 @@ def prepare(
     source.continue_errnos = frozenset(opts.continue_errnos)
     try:
         _input_size(source, outfile, opts)
-        identity = _check_source(infile, source, data, mapfile, existed, opts)
+        notices: list[str] = []
+        identity = _check_source(infile, outfile, source, data, (mapfile, existed), opts, notices)
         domain, borders = _domain(data, source.size, opts, domain_map)
         if opts.ask and confirm is not None and domain:
             text = about_to_copy(infile, outfile, source, domain, opts.binary_prefixes)
@@ -88,6 +90,7 @@ def prepare(
         source.close()
         raise
     rescuer.identity_line = identity.line()
+    rescuer.notices = notices
     return rescuer, existed
 
 
@@ -120,21 +123,31 @@ def _test_map(opts: RescueOptions) -> BlockMap | None:
 
 def _check_source(
     infile: str,
+    outfile: str,
     source: Source,
     data: MapData,
-    mapfile: str | None,
-    existed: bool,
+    mapfile_existed: tuple[str | None, bool],
     opts: RescueOptions,
+    notices: list[str],
 ) -> Identity:
-    """``-I``, and the source's identity against the one the map records."""
+    """``-I``, and the source's identity against the one the map records: another source
+    goes on when sampled rescued sectors hold the same data in it and in the image (a note
+    says so), else it is refused."""
+    mapfile, existed = mapfile_existed
     if opts.verify_input_size:
         verify_input_size(data, source.size, mapfile)
     identity = identify(source.fd, source.size)
     recorded = read_identity(mapfile) if existed else None
-    if recorded is not None and not opts.allow_other_source:
-        message = refusal(infile, recorded, identity, opts.complete_only)
-        if message:
-            raise DdfsError(message)
+    if recorded is None or opts.allow_other_source:
+        return identity
+    diff = recorded.difference(identity, opts.complete_only)
+    if diff:
+        opos = opts.output_pos if opts.output_pos is not None else opts.input_pos
+        offset = opos - opts.input_pos
+        found = compare_with_image(source, outfile, offset, data.bmap, opts.sector_size)
+        if found.differ:
+            raise DdfsError(refusal(infile, diff, found.differ, found.compared))
+        notices.append(merging_note(infile, diff, found.compared))
     return identity
 
 

@@ -2,8 +2,10 @@
 
 A mapfile records which disk it describes: its size, and for a block device its logical sector
 size, model and serial number (from sysfs, or udev's database). Resuming the mapfile against
-another source (another serial number; without serials, another size) is refused unless the
-user says it holds the same data (``--allow-other-source``: merging damaged copies of a disk).
+another source (another serial number; without serials, another size) goes on only when a
+sample of the rescued sectors holds the same data in the source and the image
+(:mod:`engine.rescue.samecopy`: merging damaged copies of a disk), or when the user says so
+(``--allow-other-source``).
 GNU ddrescue skips the line as a comment, and a mapfile written by ddrescue (no line) is
 resumed without a check.
 """
@@ -136,14 +138,21 @@ def read_identity(mapfile: str | None) -> Identity | None:
     return None
 
 
-def refusal(
-    infile: str, recorded: Identity, current: Identity, complete_only: bool = False
-) -> str:
-    """The one-line refusal for a source that is not the mapfile's ("" when it is)."""
-    diff = recorded.difference(current, complete_only)
-    if not diff:
-        return ""
+def refusal(infile: str, diff: str, differ: int, compared: int) -> str:
+    """The one-line refusal for a source that is not the mapfile's and holds other data."""
     return (
-        f"{infile}: Not the source this mapfile was written for ({diff}); "
-        "use '--allow-other-source' if it holds the same data."
+        f"{infile}: Not the source this mapfile was written for ({diff}), and {differ} of "
+        f"{compared} rescued sectors compared hold other data; use '--allow-other-source' "
+        "if it is another copy of the same disk."
+    )
+
+
+def merging_note(infile: str, diff: str, compared: int) -> str:
+    """What a run says when it merges another copy into the image."""
+    if compared:
+        agree = f"the {compared} rescued sectors compared hold the same data"
+    else:
+        agree = "no rescued sector could be compared"
+    return (
+        f"{infile}: not the source this mapfile was written for ({diff}); {agree}: merging it in."
     )

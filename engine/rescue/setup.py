@@ -101,17 +101,16 @@ def load_map(mapfile: str | None) -> MapData:
 
 
 def normalise(data: MapData, insize: int, opts: RescueOptions) -> list[int]:
-    """Extend or crop the map to the input size (not with ``-C``), then the subsector join.
+    """Extend or crop the map to the input size, then the subsector join. With ``-C`` the map
+    stays as it is (the domain ends at the input's end, :func:`make_domain`), as in ddrescue.
 
     Returns the borders :func:`join_subsectors` keeps between blocks of equal status.
     """
     if opts.complete_only:
         if data.bmap.end == 0:
             raise DdfsError("Nothing to complete; mapfile is missing or empty.")
-        if insize >= 0 and data.bmap.end > insize:
-            _crop(data, insize)
-        return []
-    fit_to_input(data, insize)
+    else:
+        fit_to_input(data, insize)
     return join_subsectors(data.bmap, opts.sector_size)
 
 
@@ -203,7 +202,10 @@ def make_domain(
     """The domain: ``[-i, -i + -s)`` cropped to the input (the map with ``-C`` or an unknown
     size), intersected with ``domain_map`` (the ``+`` ranges of ``-m``) if given."""
     start = opts.input_pos
-    limit = bm.end if opts.complete_only or insize < 0 else insize
+    if insize < 0:
+        limit = bm.end
+    else:
+        limit = min(insize, bm.end) if opts.complete_only else insize
     if insize >= 0 and start >= insize and not (opts.domain_size == 0):
         raise DdfsError(
             f"Can't start reading at pos {start}.\nInput file is only {insize} bytes long."

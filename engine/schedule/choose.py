@@ -20,11 +20,11 @@ ALIASES.update({"1.30": "ddrescue-1.30", "130": "ddrescue-1.30"})
 
 def schedule_for(opts: RescueOptions) -> Schedule:
     """The schedule a run uses: the one ``--schedule`` names, except that options which ask
-    for ddrescue's passes themselves (``--cpass``, ``-R``, ``-a``) get ddrescue 1.27's."""
+    for ddrescue's passes themselves (``--cpass``, ``-R``, ``-a``) get ddrescue 1.30's."""
     if opts.schedule == "ddfs" and (
         opts.cpass is not None or opts.reverse or opts.min_read_rate is not None
     ):
-        return Ddrescue127()
+        return Ddrescue130()
     return schedule_named(opts.schedule)
 
 

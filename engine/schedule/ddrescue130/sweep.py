@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from engine.map.blockmap import NON_TRIED
 from engine.schedule.base import Read, ScheduleContext
-from engine.schedule.ddrescue130.trim import trimming_phase
+from engine.schedule.ddrescue130.trim import Walk, trimming_phase
 
 
 def sweeping_phase(ctx: ScheduleContext) -> Iterator[Read]:
@@ -29,21 +29,19 @@ def sweeping_phase(ctx: ScheduleContext) -> Iterator[Read]:
     forward = not ctx.opts.reverse
     message = f"Sweeping non-tried blocks... ({'forwards' if forward else 'backwards'})"
     ctx.announce(NON_TRIED, 1, message)
-    bmap = ctx.book.bmap
-    lo, hi = ctx.book.domain_start, ctx.book.domain_end
+    walk = Walk(ctx, forward)
     i = 0
-    while i < len(bmap):
-        start, end, status = bmap.block_by_index(i if forward else len(bmap) - 1 - i)
-        if start < lo or end > hi:  # not inside the domain
-            if (forward and start >= hi) or (not forward and end <= lo):
-                return
-            i += 1
-            continue
+    while i < len(walk):
+        block = walk.block(i)
+        if block is None:
+            return
+        start, end, status = block
         if status != NON_TRIED:
             i += 1
             continue
         yield from _sweep_block(ctx, start, end, forward)
         yield from trimming_phase(ctx, message)
+        walk.changed()
 
 
 def _sweep_block(ctx: ScheduleContext, start: int, end: int, forward: bool) -> Iterator[Read]:

@@ -35,17 +35,13 @@ def trimming_phase(ctx: ScheduleContext, message: str | None = None) -> Iterator
     announce = message is None
     if message is None:
         message = f"Trimming failed blocks... ({'forwards' if forward else 'backwards'})"
-    bmap = ctx.book.bmap
-    lo, hi = ctx.book.domain_start, ctx.book.domain_end
+    walk = Walk(ctx, forward)
     i = 0
-    while i < len(bmap):
-        idx = i if forward else len(bmap) - 1 - i
-        start, end, status = bmap.block_by_index(idx)
-        if start < lo or end > hi:  # not inside the domain
-            if (forward and start >= hi) or (not forward and end <= lo):
-                return
-            i += 1
-            continue
+    while i < len(walk):
+        block = walk.block(i)
+        if block is None:
+            return
+        start, end, status = block
         if status != NON_TRIMMED:
             i += 1
             continue
@@ -56,8 +52,56 @@ def trimming_phase(ctx: ScheduleContext, message: str | None = None) -> Iterator
                 announce = False
             trimmed = True
             yield read
+        walk.changed()
         if not trimmed:
             i += 1
+
+
+class Walk:
+    """ddrescue's block list, walked by index: the map's blocks, cut where the map book keeps
+    blocks of one status apart (after ``-M``/``-A``, ddrescue changes blocks without joining
+    them) and at the domain's borders. Call :meth:`changed` after the map changed."""
+
+    def __init__(self, ctx: ScheduleContext, forward: bool) -> None:
+        self.ctx = ctx
+        self.forward = forward
+        self._blocks: list[tuple[int, int, str]] | None = None
+
+    def changed(self) -> None:
+        self._blocks = None
+
+    def __len__(self) -> int:
+        if not self.ctx.book.sticky:
+            return len(self.ctx.book.bmap)
+        return len(self._split())
+
+    def _split(self) -> list[tuple[int, int, str]]:
+        if self._blocks is None:
+            sticky = self.ctx.book.sticky
+            out = []
+            for start, size, status in self.ctx.book.bmap:
+                end = start + size
+                cuts = [p for p in sticky.get(status, ()) if start < p < end]
+                for a, b in zip([start, *cuts], [*cuts, end], strict=True):
+                    out.append((a, b, status))
+            self._blocks = out
+        return self._blocks
+
+    def block(self, i: int) -> tuple[int, int, str] | None:
+        """The ``i``-th block of the walk (from the map's end backwards), cut to the domain;
+        status ``""`` outside the domain; None past its end."""
+        n = len(self)
+        idx = i if self.forward else n - 1 - i
+        if self.ctx.book.sticky:
+            start, end, status = self._split()[idx]
+        else:
+            start, end, status = self.ctx.book.bmap.block_by_index(idx)
+        lo, hi = self.ctx.book.domain_start, self.ctx.book.domain_end
+        if (self.forward and start >= hi) or (not self.forward and end <= lo):
+            return None
+        if end <= lo or start >= hi:
+            return start, end, ""
+        return max(start, lo), min(end, hi), status
 
 
 def trim_block(ctx: ScheduleContext, start: int, end: int) -> Iterator[Read]:

@@ -48,6 +48,7 @@ class RescueOptions:
     domain_map: str | None = None  # -m (the '+' blocks of this map restrict the domain)
     fill_types: str | None = None  # -F (fill mode: the statuses to fill, maybe with 'l')
     generate: bool = False  # -G (generate mode)
+    command_mode: bool = False  # --command-mode (commands on standard input)
     ignore_write_errors: bool = False  # -w (fill mode)
     save_interval: int = -1  # --mapfile-interval SAVE (-1: auto)
     sync_interval: int = 300  # --mapfile-interval ,SYNC

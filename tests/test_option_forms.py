@@ -87,3 +87,22 @@ def test_reverse_sweeps_as_ddrescue_130(tmp_path: Path, random_file) -> None:
         res = ddfs(*args, infile, tmp_path / f"{schedule}.out", mapfile)
         assert res.returncode == 0, res.stderr
         assert map_lines(mapfile)[1].split()[2] == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["IN"], "Both input and output files must be specified."),
+        (["IN", "out", "map", "extra"], "Too many files."),
+        (["-K", "IN", "out"], "Both input and output files must be specified."),
+        (["--no-such-option", "IN", "out"], "No such option"),
+    ],
+)
+def test_usage_errors_exit_1(args: list[str], message: str, tmp_path: Path, random_file) -> None:
+    """ddrescue exits 1 on a usage error (click's own status would be 2)."""
+    infile = random_file(4096)
+    names = {"IN": str(infile)}
+    res = ddfs("-q", *[names.get(a, a if a.startswith("-") else str(tmp_path / a)) for a in args])
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"ddfs: {message}")
+    assert "Try 'ddfs rescue --help' for more information." in res.stderr

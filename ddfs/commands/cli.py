@@ -94,8 +94,8 @@ def mount(
 
     try:
         opts = build_options(kw, ["ddfs", "mount", *sys.argv[2:]])
-        if opts.fill_types is not None or opts.generate:
-            raise DdfsError("Fill and generate modes are not available in 'ddfs mount'.")
+        if opts.fill_types is not None or opts.generate or opts.command_mode:
+            raise DdfsError("Fill, generate and command modes are not available in 'ddfs mount'.")
         timeout = float(read_timeout)
         if timeout <= 0:
             raise DdfsError("--read-timeout must be positive.")

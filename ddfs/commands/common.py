@@ -112,6 +112,15 @@ def rewrite_old_options(command: click.Command, args: list[str]) -> tuple[list[s
     return out, notes
 
 
+def _usage_message(exc: click.UsageError) -> str:
+    """ddrescue's message for a missing or extra file name, else click's."""
+    if isinstance(exc, click.MissingParameter) and isinstance(exc.param, click.Argument):
+        return "Both input and output files must be specified."
+    if exc.message.startswith("Got unexpected extra argument"):
+        return "Too many files."
+    return exc.format_message()
+
+
 class DdrescueCommand(click.Command):
     """A click command whose usage errors exit 1, as ddrescue's do.
 
@@ -123,7 +132,13 @@ class DdrescueCommand(click.Command):
         # -P and --data-preview take an optional value, attached only (getopt's rule)
         args = ["--data-preview=3" if a in ("-P", "--data-preview") else a for a in args]
         args, notes = rewrite_old_options(self, args)
-        rest = super().parse_args(ctx, args)
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # exit 1 (not click's 2), with ddrescue's words
+            fail(f"{_usage_message(exc)}\nTry '{PROG} {self.name} --help' for more information.")
+            raise  # not reached: fail() exits
         if notes and not ctx.params.get("quiet"):
             for note in notes:
                 sys.stderr.write(f"{PROG}: {note}\n")

@@ -56,10 +56,32 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         book.source.close()
         book.output.close()
         return 0
+    if opts.command_mode:
+        if not opts.quiet:
+            print(version_line().rstrip("\n"), flush=True)
+        return _command_mode(book, mapfile)
     screen = StatusScreen(sys.stdout, quiet=opts.quiet, binary=opts.binary_prefixes)
     book.on_progress = None if opts.quiet else screen.update
     stop, error = _rescue(book, screen, existed, mapfile, opts)
     return _finish(book, screen, stop, error)
+
+
+def _command_mode(book: RescueBook, mapfile: str | None) -> int:
+    """``--command-mode``: the commands on standard input drive the reads
+    (:mod:`engine.modes.command`)."""
+    from engine.modes.command import CommandMode
+
+    try:
+        if mapfile is not None and not os.path.exists(mapfile):
+            try:
+                book.save()
+            except DdfsError as exc:
+                fail(f"Can't create mapfile: {exc.message}")
+        return CommandMode(book, sys.stdout).run(sys.stdin)
+    finally:
+        book.close()
+        book.source.close()
+        book.output.close()
 
 
 def _rescue(

@@ -111,8 +111,14 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     o.verbosity = kw["verbose"]
     _rate_options(o, kw)
     _mode_options(o, kw)
-    # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new
-    o.metadata_first = not kw["no_metadata_first"] and kw["test_mode"] is None and o.cpass != []
+    # test mode reproduces ddrescue's read sequence; --cpass=0 reads nothing new; a copy
+    # within one file (--same-file) depends on ddrescue's order where the areas overlap
+    o.metadata_first = (
+        not kw["no_metadata_first"]
+        and kw["test_mode"] is None
+        and o.cpass != []
+        and not o.same_file
+    )
     o.test_map = kw["test_mode"]
     if kw["continue_on_errno"] is not None:
         o.continue_errnos = _parse_errnos(kw["continue_on_errno"])
@@ -234,8 +240,9 @@ def _mode_options(o: RescueOptions, kw: dict[str, Any]) -> None:
     if kw["fill_mode"] is not None:
         o.fill_types = check_types(kw["fill_mode"])
     o.generate = bool(kw["generate_mode"])
+    o.command_mode = bool(kw["command_mode"])
     o.ignore_write_errors = bool(kw["ignore_write_errors"])
-    if o.fill_types is not None and o.generate:
+    if (o.fill_types is not None) + o.generate + o.command_mode > 1:
         raise DdfsError("Only one operation can be specified." + try_help)
     if o.ask and (o.fill_types is not None or o.generate):
         mode = "generate" if o.generate else "fill"
@@ -327,6 +334,7 @@ RESCUE_OPTIONS = [
     _opt("-Z", "--max-read-rate", help="maximum read rate in bytes/s"),
     _opt("--ask", flag=True, help="ask for confirmation before starting the copy"),
     _opt("--bad-sector-data", help="treat sectors with this file's data as read errors"),
+    _opt("--command-mode", flag=True, help="execute commands from standard input"),
     _opt("--continue-on-errno", help="treat errno code N[,N] as non-fatal"),
     _opt("--cpass", help="select copying pass(es) to run [1-4]"),
     _opt("--delay-slow", help="initial delay before checking slow reads [30]"),

@@ -6,7 +6,9 @@ the same disk, whose good areas fill the image's gaps: ddrescue's way of merging
 before refusing, a sample of the sectors the map says are rescued is read from the source and
 from the image and compared: the same data where both are readable lets the run go on (merging
 the copy in); any difference refuses it, saying how many of the sampled sectors differ.
-Sectors the source cannot read, or the image does not hold, are not compared.
+Sectors the source cannot read, or the image does not hold, are not compared, nor a sector of
+zeros in the source where the image holds data: a copy made with ``dd conv=noerror,sync`` (or
+by ddrescue, or ddfs) holds zeros where its own disk could not be read.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def compare_with_image(
         return result
     try:
         buf = memoryview(bytearray(ss))
+        zeros = bytes(ss)
         for pos in sample_sectors(bmap, limit, ss):
             copied, err = source.read_into(pos, ss, buf)
             if err or copied < ss:
@@ -77,10 +80,11 @@ def compare_with_image(
                 held = os.pread(fd, ss, pos + offset)
             except OSError:
                 continue
-            if len(held) < ss:
-                continue
+            data = buf.tobytes()
+            if len(held) < ss or (data == zeros and held != zeros):
+                continue  # not held by the image, or a hole of the other copy
             result.compared += 1
-            result.differ += held != buf.tobytes()
+            result.differ += held != data
     finally:
         os.close(fd)
     return result

@@ -1,7 +1,8 @@
 """The ``ddfs`` command line (click), its entry point: ``rescue`` (a drop-in for ddrescue),
-``mount``, ``domain``, ``simulate`` and ``demo`` are defined here; importing this module also
-imports the other command modules (``log``, ``map``/``status``, ``overlay``, ``report``), which
-register themselves on the group :func:`main` of :mod:`ddfs.commands.common`.
+``mount``, ``domain``, ``simulate`` and ``demo`` are defined here. The other command modules
+(``log``, ``map``/``status``, ``overlay``, ``report``) register themselves on the group
+:func:`main` of :mod:`ddfs.commands.common` when imported; the group imports each only when
+its command is run or listed (``main.lazy``), so that ``ddfs rescue`` starts quickly.
 
 This module only parses arguments and reports; the work is done by ``engine`` and the FUSE
 modules of this package.
@@ -14,16 +15,20 @@ from typing import Any
 
 import click
 
-# the other commands register themselves on main when imported
-import ddfs.commands.log
-import ddfs.commands.map
-import ddfs.commands.overlay
-import ddfs.commands.report  # noqa: F401
 from ddfs.commands.common import DdrescueCommand, fail, main
 from ddfs.commands.rescue_options import build_options, rescue_options
 from engine.errors import DdfsError
-from engine.numbers import parse_number
 from engine.options import RescueOptions
+
+main.lazy.update(
+    {
+        "log": "ddfs.commands.log",
+        "map": "ddfs.commands.map",
+        "status": "ddfs.commands.map",
+        "overlay": "ddfs.commands.overlay",
+        "report": "ddfs.commands.report",
+    }
+)
 
 
 @main.command(cls=DdrescueCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -167,5 +172,6 @@ def simulate(**kw: Any) -> None:
 def demo(size: str, keep: bool) -> None:
     """Use a generated disk's files while a simulated failing disk is being rescued."""
     from ddfs.commands.demo import run_demo
+    from engine.numbers import parse_number
 
     raise SystemExit(run_demo(parse_number(size, "--size"), keep))

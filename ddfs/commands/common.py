@@ -2,12 +2,16 @@
 ``fail``, the signal handlers, and :class:`DdrescueCommand` (ddrescue's usage errors and old
 option names).
 
-This module imports none of the command modules, so each of them can import it; the entry
-module :mod:`ddfs.commands.cli` imports the commands, which registers them on ``main``.
+This module imports none of the command modules, so each of them can import it. The entry
+module :mod:`ddfs.commands.cli` names the modules of the other commands in ``main.lazy``:
+:class:`DdfsGroup` imports one (which registers its commands on ``main``) only when its
+command is run or listed, so ``ddfs rescue`` does not pay for the start-up of the others.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 import signal
 import sys
@@ -159,7 +163,38 @@ class DdrescueCommand(click.Command):
             raise SystemExit(1) from None
 
 
-@click.group()
+class DdfsGroup(click.Group):
+    """The ``ddfs`` group: the modules named in :attr:`lazy` are imported when one of their
+    commands is first looked up, and a process started by the ``ddfs`` entry point ends
+    without the interpreter's last full garbage collection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: command name -> the module that registers it on ``main`` when imported
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args is not None:  # called from Python (tests): nothing changes
+            return super().main(args, *rest, **kwargs)
+        try:
+            return super().main(args, *rest, **kwargs)
+        finally:
+            # The process ends next, every file closed (the map and the logs explicitly, std
+            # streams by the interpreter). Frozen objects are left out of the collection the
+            # interpreter makes while it shuts down: about 12 ms of `ddfs rescue`'s start-up.
+            gc.freeze()
+
+
+@click.group(cls=DdfsGroup)
 @click.version_option(__version__, prog_name="ddfs")
 def main() -> None:
     """ddfs: rescue a failing disk the GNU ddrescue way, and use the image while it runs."""

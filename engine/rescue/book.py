@@ -285,26 +285,32 @@ class RescueBook:
         A failure bigger than one sector becomes ``*`` in the copying phase (or when
         ``copying`` says so), ``-`` otherwise; finished data is never downgraded.
         """
-        if read.size > len(self._buf):  # a longer read than any before: keep the larger buffer
-            self._buf = bytearray(read.size)
-            self._view = memoryview(self._buf)
-        view = self._view
         self.log_phase()
         started = time.monotonic()
-        copied, err = self.source.read_into(read.pos, read.size, view)
+        # a long read (a good stretch) is copied in the kernel where it can be (ClusterRun)
+        spliced = self.clusters.splice(read, self.offset) if read.size > self.softbs else None
+        if spliced is None:
+            if read.size > len(self._buf):  # longer than any read before: keep a larger buffer
+                self._buf = bytearray(read.size)
+                self._view = memoryview(self._buf)
+            copied, err = self.source.read_into(read.pos, read.size, self._view)
+        else:
+            copied, err = spliced
         if err:
             self.error_read_seconds += time.monotonic() - started
             self.timed_error_reads += 1
         self.reads += 1
-        self.record(read, copied, err, view, copying)
+        self.record(read, copied, err, self._view, copying, written=spliced is not None)
 
     def log_phase(self) -> None:
         self.logs.phase(self.message, time.time() - self.start_time)
 
     def record(
-        self, read: Read, copied: int, err: int, view: memoryview, copying: bool | None = None
+        self, read: Read, copied: int, err: int, view: memoryview, copying: bool | None = None,
+        written: bool = False
     ) -> None:
-        """Everything after a read: the data written, then the map, the counters, the log."""
+        """Everything after a read: the data written (unless ``written`` already), then the
+        map, the counters, the log."""
         if copying is None:
             copying = self.map.status == NON_TRIED
         error_size = 0
@@ -320,8 +326,9 @@ class RescueBook:
         if error_size:
             self.rates.add_error(error_size)
         self.good_bytes += copied
-        if copied:
+        if copied and not written:
             self.output.write(read.pos + self.offset, view[:copied])
+        if copied:
             self.counters.last_good_read = time.time()
             self.rescued_this_run += copied
         with self.map.lock:
@@ -342,13 +349,6 @@ class RescueBook:
         self.maybe_save()
         if self.on_progress is not None:
             self.on_progress(self)
-
-    def write_finished(self, start: int, data: memoryview) -> None:
-        """Write good data read at ``start`` and mark it finished (data before map)."""
-        self.output.write(start + self.offset, data)
-        self.counters.last_good_read = time.time()
-        self.rescued_this_run += len(data)
-        self.map.mark(start, len(data), FINISHED)
 
     def _hit_eof(self, eof: int) -> None:
         if self.map.bmap.find_forward(eof, FINISHED) is not None:

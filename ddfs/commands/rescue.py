@@ -66,17 +66,22 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
     return _finish(book, screen, stop, error)
 
 
+def _create_map(book: RescueBook, mapfile: str | None) -> None:
+    """A new mapfile is written at once, as ddrescue does (exit 1 if it cannot be)."""
+    if mapfile is not None and not os.path.exists(mapfile):
+        try:
+            book.save()
+        except DdfsError as exc:
+            fail(f"Can't create mapfile: {exc.message}")
+
+
 def _command_mode(book: RescueBook, mapfile: str | None) -> int:
     """``--command-mode``: the commands on standard input drive the reads
     (:mod:`engine.modes.command`)."""
     from engine.modes.command import CommandMode
 
     try:
-        if mapfile is not None and not os.path.exists(mapfile):
-            try:
-                book.save()
-            except DdfsError as exc:
-                fail(f"Can't create mapfile: {exc.message}")
+        _create_map(book, mapfile)
         return CommandMode(book, sys.stdout).run(sys.stdin)
     finally:
         book.close()
@@ -94,11 +99,7 @@ def _rescue(
     """The run itself: a new mapfile at once, metadata first, the schedule, the output's last
     adjustments. Returns what stopped it, or the error that ended it."""
     try:
-        if mapfile is not None and not os.path.exists(mapfile):
-            try:
-                book.save()
-            except DdfsError as exc:
-                fail(f"Can't create mapfile: {exc.message}")
+        _create_map(book, mapfile)
         screen.start(book, existed)
         if opts.metadata_first:
             plan = metadata_first(book)

@@ -31,14 +31,8 @@ def sweeping_phase(ctx: ScheduleContext) -> Iterator[Read]:
     ctx.announce(NON_TRIED, 1, message)
     walk = Walk(ctx, forward)
     i = 0
-    while i < len(walk):
-        block = walk.block(i)
-        if block is None:
-            return
-        start, end, status = block
-        if status != NON_TRIED:
-            i += 1
-            continue
+    while (found := walk.find(i, NON_TRIED)) is not None:
+        i, start, end = found
         yield from _sweep_block(ctx, start, end, forward)
         yield from trimming_phase(ctx, message)
         walk.changed()

@@ -37,14 +37,8 @@ def trimming_phase(ctx: ScheduleContext, message: str | None = None) -> Iterator
         message = f"Trimming failed blocks... ({'forwards' if forward else 'backwards'})"
     walk = Walk(ctx, forward)
     i = 0
-    while i < len(walk):
-        block = walk.block(i)
-        if block is None:
-            return
-        start, end, status = block
-        if status != NON_TRIMMED:
-            i += 1
-            continue
+    while (found := walk.find(i, NON_TRIMMED)) is not None:
+        i, start, end = found
         trimmed = False
         for read in trim_block(ctx, start, end):
             if announce:
@@ -93,6 +87,18 @@ class Walk:
                     out.append((a, b, status if inside else ""))
             self._blocks = out
         return self._blocks
+
+    def find(self, i: int, status: str) -> tuple[int, int, int] | None:
+        """From the ``i``-th block on, the first of ``status`` inside the domain: its index,
+        start and end; None when there is none."""
+        while i < len(self):
+            block = self.block(i)
+            if block is None:
+                return None
+            if block[2] == status:
+                return i, block[0], block[1]
+            i += 1
+        return None
 
     def block(self, i: int) -> tuple[int, int, str] | None:
         """The ``i``-th block of the walk (from the map's end backwards), cut to the domain;

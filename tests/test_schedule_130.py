@@ -7,7 +7,8 @@ map. Each case runs ddfs the same way, in test mode on a sparse input, and compa
 log's data lines and the final map line by line. The cases: 16 random ones (1-4 MiB, random bad
 sectors, half of them resuming a random map of every status, with options that change the
 schedule: ``-R -u -r1 -K -c -b -N --no-trim -n --cpass -A``), and three dead-head maps of
-``tests/data/deadhead`` (``-n``, one with ``-R``), which exercise the sweeping phase.
+``tests/data/deadhead`` (``-n``, one with ``-R``), which exercise the sweeping phase, and a
+resume of the map 1.30 saved while sweeping (``%``: the sweep goes on).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class MapBook:
         # the status line as loaded; it stays until a phase reads or the run ends (ddrescue)
         self.current_pos = data.current_pos
         self.status = data.current_status
+        self.resumed_sweeping = data.sweeping  # the map said '%' (kept as '?')
         self.current_pass = data.current_pass
         self.lock = threading.RLock()  # guards the map against readers in other threads
         self._save_interval = save_interval if save_interval >= 0 else -1

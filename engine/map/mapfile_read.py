@@ -49,6 +49,7 @@ class MapData:
     blank: bool = True  # no status line: a new rescue
     first_pos: int = 0  # where the first block line started (the gap before it is '?')
     last_pos: int = 0  # where the last block line started
+    sweeping: bool = False  # the status line said '%' (ddrescue 1.30 was sweeping), read as '?'
 
 
 def _c_int(text: str) -> int:
@@ -269,6 +270,7 @@ def _parse_status(text: str, lineno: int, name: str, data: MapData) -> None:
     st = m.group(2)
     if st == SWEEPING:  # ddrescue 1.30 sweeping non-tried blocks: copying them, as 1.27 says
         st = "?"
+        data.sweeping = True
     passno = int(m.group(3)) if m.group(3) else 1
     if pos < 0 or st not in PHASES or passno < 1:
         raise MapfileError(name, lineno, "Bad or missing status line.")

@@ -61,7 +61,9 @@ class RescueBook:
         self.ss = opts.sector_size
         self.softbs = opts.cluster_size
         self.skip_initial, self.skip_max = opts.skip_sizes(source.size)
-        self.resume = Resume(book.status, book.current_pass, book.current_pos)
+        self.resume = Resume(
+            book.status, book.current_pass, book.current_pos, book.resumed_sweeping
+        )
         self.message = ""
         self._pending_phase: tuple[str, int, str] | None = None
         self.interrupted = 0  # the signal number once one arrives
@@ -306,8 +308,13 @@ class RescueBook:
         self.logs.phase(self.message, time.time() - self.start_time)
 
     def record(
-        self, read: Read, copied: int, err: int, view: memoryview, copying: bool | None = None,
-        written: bool = False
+        self,
+        read: Read,
+        copied: int,
+        err: int,
+        view: memoryview,
+        copying: bool | None = None,
+        written: bool = False,
     ) -> None:
         """Everything after a read: the data written (unless ``written`` already), then the
         map, the counters, the log."""

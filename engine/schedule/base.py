@@ -62,6 +62,7 @@ class Resume:
     status: str
     passno: int
     pos: int
+    sweeping: bool = False  # ddrescue 1.30 saved the map while sweeping ('%')
 
 
 @dataclass

@@ -2,8 +2,9 @@
 1-4 (2-4 only next to finished data), trimming only the edges next to finished data, the
 sweeping phase over what copying skipped, then scraping and retrying as 1.27 does them. The
 read sequence is 1.30's (compared with recorded read logs of the 1.30 binary in
-``tests/data/ddrescue130``); a map 1.30 saved while sweeping resumes with copying, as ddfs saves
-``?`` where 1.30 saves ``%``.
+``tests/data/ddrescue130``). A map 1.30 saved while sweeping (``%``) resumes with the sweep, as
+1.30 does; ddfs itself saves ``?`` there (every ddrescue reads it), so a map ddfs saved while
+sweeping resumes with copying.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class Ddrescue130:
         return [(st, ph) for st, on, ph in self.phases(ctx)[:4] if on]
 
     def reads(self, ctx: ScheduleContext) -> Iterator[Read]:
-        for status, enabled, phase in self.phases(ctx):
+        phases = self.phases(ctx)
+        if ctx.resume.sweeping:  # as 1.30: a sweep resumes without copying and trimming
+            phases = phases[2:]
+        for status, enabled, phase in phases:
             if status == NON_SCRAPED:
                 ctx.uncounted_scrape = 0  # 1.30 counts every '/' it makes
             if enabled and ctx.book.domain_size_of(status):

@@ -93,6 +93,11 @@ def main() -> None:
         shared = f"../deadhead/{name[:3]}.map.gz"
         test_map = gzip.decompress((OUT / shared).read_bytes()).decode()
         cases.append(record(name, test_map, None, opts, shared))
+    # a map ddrescue 1.30 saved while sweeping ('%' in its status line), resumed
+    shared = "../deadhead/d00_sweep_source.map.gz"
+    test_map = gzip.decompress((OUT / shared).read_bytes()).decode()
+    start = gzip.decompress((OUT / "../deadhead/d01_sweeping.map.gz").read_bytes()).decode()
+    cases.append(record("s01", test_map, start, ["-n", "-S"], shared))
     (OUT / "cases.json").write_text(json.dumps(cases, indent=1))
 
 

@@ -37,7 +37,7 @@ main.lazy.update(
 @click.argument("mapfile", required=False)
 @rescue_options
 def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
-    """Rescue INFILE into OUTFILE, keeping the map in MAPFILE, as GNU ddrescue 1.27 does."""
+    """Rescue INFILE into OUTFILE, keeping the map in MAPFILE, as GNU ddrescue does."""
     from ddfs.commands.rescue import run_rescue
 
     try:

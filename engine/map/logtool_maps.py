@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from engine.map.mapfile_read import MapData, parse_mapfile_text
+from engine.map.mapfile_read import MapData, c_int, parse_mapfile_text
 from engine.map.mapfile_write import format_header
 
 INF = 2**63 - 1
@@ -53,16 +53,6 @@ def compact(blocks: Iterable[Block]) -> list[Block]:
         else:
             out.append((pos, size, st))
     return out
-
-
-def c_int(text: str) -> int:
-    sign = -1 if text[0] == "-" else 1
-    text = text.lstrip("+-")
-    if text[:2] in ("0x", "0X"):
-        return sign * int(text[2:], 16)
-    if len(text) > 1 and text[0] == "0":
-        return sign * int(text[1:], 8)
-    return sign * int(text)
 
 
 def from_mapdata(data: MapData) -> LogMap:

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from engine.errors import DdfsError
 from engine.map.logtool_domain import split
 from engine.map.logtool_edit import shift
-from engine.map.logtool_maps import INF, Block, Domain, LogMap, c_int, compact
+from engine.map.logtool_maps import INF, Block, Domain, LogMap, compact
+from engine.map.mapfile_read import c_int
 
 _SECTOR_RE = re.compile(r"\s*([+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
 

@@ -52,7 +52,8 @@ class MapData:
     sweeping: bool = False  # the status line said '%' (ddrescue 1.30 was sweeping), read as '?'
 
 
-def _c_int(text: str) -> int:
+def c_int(text: str) -> int:
+    """A C integer of a map line: decimal, ``0x`` hex or leading-0 octal, maybe signed."""
     sign = -1 if text[0] == "-" else 1
     digits = text.lstrip("+-")
     if digits[:2] in ("0x", "0X"):
@@ -88,7 +89,7 @@ class _Builder:
         m = _BLOCK_RE.match(text)
         if not m:
             raise self.error(lineno, "Bad block line in list.")
-        pos, size, st = _c_int(m.group(1)), _c_int(m.group(2)), m.group(3)
+        pos, size, st = c_int(m.group(1)), c_int(m.group(2)), m.group(3)
         if pos < 0 or st not in STATUSES or size < 0:
             raise self.error(lineno, "Bad block line in list.")
         if size == 0:
@@ -266,7 +267,7 @@ def _parse_status(text: str, lineno: int, name: str, data: MapData) -> None:
     m = _STATUS_RE.match(text)
     if not m:
         raise MapfileError(name, lineno, "Bad or missing status line.")
-    pos = _c_int(m.group(1))
+    pos = c_int(m.group(1))
     st = m.group(2)
     if st == SWEEPING:  # ddrescue 1.30 sweeping non-tried blocks: copying them, as 1.27 says
         st = "?"

@@ -41,10 +41,17 @@ class Ddrescue127:
         ]
 
     def tier_phases(self, ctx: ScheduleContext) -> list[tuple[str, Phase]]:
-        return [(st, ph) for st, on, ph in self.phases(ctx)[:3] if on]
+        """The phases a metadata tier runs: all but retrying."""
+        return [(st, ph) for st, on, ph in self.phases(ctx)[:-1] if on]
 
     def reads(self, ctx: ScheduleContext) -> Iterator[Read]:
-        for status, enabled, phase in self.phases(ctx):
+        yield from self.run_phases(ctx, self.phases(ctx))
+
+    def run_phases(
+        self, ctx: ScheduleContext, phases: list[tuple[str, bool, Phase]]
+    ) -> Iterator[Read]:
+        """Each enabled phase that has data of its status, the limits checked before it."""
+        for status, enabled, phase in phases:
             if status == NON_SCRAPED and self.scrape_all:
                 ctx.uncounted_scrape = 0
             if enabled and ctx.book.domain_size_of(status):

@@ -14,6 +14,7 @@ from functools import partial
 
 from engine.map.blockmap import BAD_SECTOR, NON_SCRAPED, NON_TRIED, NON_TRIMMED
 from engine.schedule.base import Phase, Read, ScheduleContext
+from engine.schedule.ddrescue127 import Ddrescue127
 from engine.schedule.ddrescue127.copy import RULES_130, copying_phase
 from engine.schedule.ddrescue127.retry import retrying_phase
 from engine.schedule.ddrescue127.scrape import scraping_phase
@@ -21,10 +22,14 @@ from engine.schedule.ddrescue130.sweep import sweeping_phase
 from engine.schedule.ddrescue130.trim import trimming_phase
 
 
-class Ddrescue130:
-    """ddrescue 1.30's phases in order; the limits are checked before each phase."""
+class Ddrescue130(Ddrescue127):
+    """ddrescue 1.30's phases in order, run as 1.27's are (1.30 counts every ``/`` it makes,
+    so scraping always runs: ``scrape_all``)."""
 
     name = "ddrescue-1.30"
+
+    def __init__(self) -> None:
+        super().__init__(scrape_all=True)
 
     def phases(self, ctx: ScheduleContext) -> list[tuple[str, bool, Phase]]:
         """``(status, enabled, phase)`` in the order they run."""
@@ -37,16 +42,8 @@ class Ddrescue130:
             (BAD_SECTOR, o.max_retries != 0, retrying_phase),
         ]
 
-    def tier_phases(self, ctx: ScheduleContext) -> list[tuple[str, Phase]]:
-        return [(st, ph) for st, on, ph in self.phases(ctx)[:4] if on]
-
     def reads(self, ctx: ScheduleContext) -> Iterator[Read]:
         phases = self.phases(ctx)
         if ctx.resume.sweeping:  # as 1.30: a sweep resumes without copying and trimming
             phases = phases[2:]
-        for status, enabled, phase in phases:
-            if status == NON_SCRAPED:
-                ctx.uncounted_scrape = 0  # 1.30 counts every '/' it makes
-            if enabled and ctx.book.domain_size_of(status):
-                ctx.check_limits()
-                yield from phase(ctx)
+        yield from self.run_phases(ctx, phases)

@@ -16,6 +16,7 @@ before the rest of the disk:
 * P4 used file data.
 
 Each filesystem is a module of its own with ``NAME``, ``probe(vol)`` and ``plan(vol, plan)``
-(see :mod:`engine.metadata.ext`), listed in :data:`engine.metadata.planner.FILESYSTEMS`;
-supporting another filesystem means adding a module, nothing else.
+(see :mod:`engine.metadata.ext`), listed with the cheap test of its magic bytes in
+:data:`engine.metadata.signatures.SIGNATURES`; the planner imports a module only when its test
+passes. Supporting another filesystem means adding a module and its entry there.
 """

@@ -31,14 +31,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from engine.metadata.fat import FatTable, Notes, cluster_runs, read_sectors
+from engine.metadata.signatures import EXFAT_MIN_SECTOR as MIN_SECTOR
+from engine.metadata.signatures import EXFAT_REGION as REGION
+from engine.metadata.signatures import EXFAT_SECTOR_SHIFTS as SECTOR_SHIFTS
+from engine.metadata.signatures import EXFAT_SIGNATURE as SIGNATURE
+from engine.metadata.signatures import exfat_other_boot_sector as _other_boot_sector
 from engine.metadata.volume import P0, P1, P2, P3, P4, Reader, Volume
 
 NAME = "exfat"
 
-SIGNATURE = b"EXFAT   "
-MIN_SECTOR = 512
-REGION = 12  # sectors of a boot region; the backup region follows the main one
-SECTOR_SHIFTS = (9, 12, 10, 11)  # 512, 4096, 1024, 2048: the order backups are looked for
 ENTRY = 32
 MAX_DIR_BYTES = 256 << 20  # the specification's limit on a directory's size
 MAX_DEPTH = 1024
@@ -134,11 +135,6 @@ class Boot:
     geo: Geometry
     region: int
     checked: bool
-
-
-def _other_boot_sector(raw: bytes | None) -> bool:
-    """A readable, signed boot sector of something else (no backup to look for then)."""
-    return raw is not None and raw[510:512] == b"\x55\xaa" and raw[3:11] != SIGNATURE
 
 
 def _first_sector(vol: Volume) -> tuple[bytes | None, Geometry | None, int]:

@@ -14,11 +14,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from engine.metadata.signatures import EXT_MAGIC as MAGIC
+from engine.metadata.signatures import EXT_SB_OFFSET as SB_OFFSET
+from engine.metadata.signatures import ext_backup_offsets
 from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
 
 NAME = "ext"
-MAGIC = 0xEF53
-SB_OFFSET = 1024
 # features
 COMPAT_JOURNAL, COMPAT_SPARSE_SUPER2 = 0x4, 0x200
 INCOMPAT_META_BG, INCOMPAT_64BIT = 0x10, 0x80
@@ -132,18 +133,9 @@ def probe(vol: Volume) -> bool:
     return find_backup_super(vol) is not None
 
 
-def _backup_offsets() -> Iterator[int]:
-    """Where backup superblocks are for each block size (groups 1, 3, 5, 7, 9, 25, 27)."""
-    for bs in (1024, 2048, 4096):
-        bpg = 8 * bs
-        first = 1 if bs == 1024 else 0
-        for group in (1, 3, 5, 7, 9, 25, 27, 49, 81):
-            yield (group * bpg + first) * bs
-
-
 def find_backup_super(vol: Volume) -> Super | None:
     """The first valid backup superblock that sits exactly where its own fields say."""
-    for off in _backup_offsets():
+    for off in ext_backup_offsets():
         if off + 1024 > vol.size:
             continue
         raw = vol.read(off, 1024)

@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 
+from engine.metadata.signatures import FAT32_BACKUP, fat_boot_signed
+from engine.metadata.signatures import FAT_MIN_SECTOR as MIN_SECTOR
+from engine.metadata.signatures import FAT_SECTOR_SIZES as SECTOR_SIZES
 from engine.metadata.volume import P0, P1, P2, P3, P4, Reader, Volume
 
 NAME = "fat"
 
-SECTOR_SIZES = (512, 4096, 1024, 2048)  # the order in which backups are looked for
-MIN_SECTOR = 512
-FAT32_BACKUP = 6  # the usual BkBootSec (the backup is only found there without the primary)
 FAT_CHUNK = 32 * 1024  # FAT bytes read at a time
 READ_MAX = 64 * 1024  # largest single read of a directory
 MAX_DEPTH = 256  # directory nesting (FAT paths are at most 260 characters)
@@ -321,9 +321,7 @@ def _power_of_two(n: int) -> bool:
 
 def parse_boot(raw: bytes | None) -> Geometry | None:
     """The geometry of a FAT boot sector, or None if it is not a sane one."""
-    if raw is None or len(raw) < MIN_SECTOR or raw[510:512] != b"\x55\xaa":
-        return None
-    if raw[0] not in (0xEB, 0xE9):  # a jump instruction, as every formatter writes
+    if raw is None or not fat_boot_signed(raw):  # signed, and a jump as every formatter writes
         return None
     bps, spc, reserved, nfats, root_entries, total16, media, fatsz16 = struct.unpack_from(
         "<HBHBHHBH", raw, 11

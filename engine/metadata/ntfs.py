@@ -20,10 +20,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from engine.metadata.signatures import NTFS_BACKUP_SECTORS
+from engine.metadata.signatures import NTFS_OEM_ID as OEM_ID
 from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
 
 NAME = "ntfs"
-OEM_ID = b"NTFS    "
 BLOCK = 512  # update-sequence stride, whatever the sector size
 CHUNK = 64 * 1024  # largest single read (MFT records, bitmaps, attribute lists)
 SYSTEM_RECORDS = 24  # records 0-23: system files and reserved
@@ -122,7 +123,7 @@ def _read_boot(vol: Volume) -> tuple[Boot | None, bool]:
         return boot, False
     if first is not None and first[3:11] != OEM_ID and any(first):
         return None, False
-    for bps in (512, 4096, 1024, 2048):
+    for bps in NTFS_BACKUP_SECTORS:
         pos = vol.size - bps
         backup = parse_boot(vol.read(pos, 512), pos) if pos > 0 else None
         if backup is not None and backup.bps == bps and backup.total_sectors * bps <= pos:

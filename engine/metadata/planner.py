@@ -7,17 +7,18 @@ cannot read leads to a fallback or a note, never to an exception.
 
 from __future__ import annotations
 
-import logging
+import importlib
+from collections.abc import Iterator
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from engine.metadata import exfat, ext, fat, ntfs
 from engine.metadata.partitions import TableUnreadable, read_partitions
+from engine.metadata.signatures import SIGNATURES
 from engine.metadata.volume import P0, P3, Plan, Reader, Volume
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
 
-#: filesystem modules, probed in this order; each has NAME, probe(vol) and plan(vol)
-FILESYSTEMS: list[ModuleType] = [ext, ntfs, exfat, fat]
 TAIL = 64 * 1024  # tools probe the last 64 KiB of a disk and of a volume for backups
 SECTOR = 512
 
@@ -73,19 +74,33 @@ def _recording(read: Reader, plan: Plan) -> Reader:
 def plan_volume(read: Reader, start: int, size: int, plan: Plan, name: str = "") -> str | None:
     """Probe the filesystems on ``[start, start+size)`` and plan the first that matches."""
     vol = Volume(read, start, size, plan)
-    for module in FILESYSTEMS:
+    for module in _candidates(vol):
         try:
             if not module.probe(vol):
                 continue
         except Exception:  # a module must never stop the planning of the others
-            log.exception("probe of %s failed on %s", module.NAME, name)
+            _log().exception("probe of %s failed on %s", module.NAME, name)
             continue
         plan.filesystems.append((start, size, module.NAME))
         try:
             module.plan(vol)
         except Exception as exc:
-            log.exception("planning %s on %s failed", module.NAME, name)
+            _log().exception("planning %s on %s failed", module.NAME, name)
             plan.note(f"{name}: {module.NAME} planning stopped: {exc}")
         return module.NAME
     plan.note(f"{name}: no known filesystem")
     return None
+
+
+def _candidates(vol: Volume) -> Iterator[ModuleType]:
+    """The modules whose signature ``vol`` carries, in probing order, each imported only then
+    (a disk of no known filesystem imports none of them: see :mod:`.signatures`)."""
+    for path, signature in SIGNATURES.values():
+        if signature(vol):
+            yield importlib.import_module(path)
+
+
+def _log() -> logging.Logger:
+    import logging  # only when a module fails, which is rare (and slow to import)
+
+    return logging.getLogger(__name__)

@@ -38,13 +38,9 @@ main.lazy.update(
 @rescue_options
 def rescue(infile: str, outfile: str, mapfile: str | None, **kw: Any) -> None:
     """Rescue INFILE into OUTFILE, keeping the map in MAPFILE, as GNU ddrescue does."""
-    from ddfs.commands.rescue import run_rescue
+    from ddfs.commands.rescue import rescue_main
 
-    try:
-        opts = build_options(kw, ["ddfs", "rescue", *sys.argv[2:]])
-    except DdfsError as exc:
-        fail(exc.message, exc.exit_code)
-    raise SystemExit(run_rescue(infile, outfile, mapfile, opts))
+    rescue_main(infile, outfile, mapfile, kw)
 
 
 @main.command(cls=DdrescueCommand, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,55 +12,22 @@ from __future__ import annotations
 
 import gc
 import importlib
-import os
-import signal
 import sys
 from typing import Any
 
 import click
 
+from ddfs.commands.process import (  # re-exported: the commands import them from here
+    OLD_OPTIONS,
+    PROG,
+    fail,
+    install_signal_handlers,
+    reraise,
+)
+from ddfs.commands.rescue_table import preview_default
 from engine import __version__
 
-PROG = "ddfs"
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print ``ddfs: MESSAGE`` on stderr and exit with ``code``."""
-    lines = message.split("\n")
-    indent = " " * (len(PROG) + 2)
-    sys.stderr.write(f"{PROG}: {lines[0]}\n" + "".join(f"{indent}{x}\n" for x in lines[1:]))
-    sys.stderr.flush()
-    raise SystemExit(code)
-
-
-def install_signal_handlers(on_signal: Any) -> None:
-    """SIGINT, SIGTERM and SIGHUP record the first signal; SIGUSR1/2 are ignored."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-
-
-def reraise(signum: int) -> None:
-    """Die by the same signal, so the shell sees 128+signum (ddrescue does this)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-#: Old (pre-1.27) long option names -> (current long name, short name). ``--no-split`` was
-#: "don't split failed blocks", the quick first pass of old manuals; 1.27 spells that pass
-#: ``-n`` (--no-scrape), which still trims (add ``-N`` to skip trimming too).
-OLD_OPTIONS = {
-    "--no-split": ("--no-scrape", "-n"),
-    "--max-retries": ("--retry-passes", "-r"),
-    "--direct": ("--idirect", "-d"),
-    "--block-size": ("--sector-size", "-b"),
-    "--generate-logfile": ("--generate-mode", "-G"),
-    "--max-errors": ("--max-bad-areas", "-e"),
-}
-
+__all__ = ["OLD_OPTIONS", "PROG", "fail", "install_signal_handlers", "reraise"]
 
 def _option_names(command: click.Command) -> tuple[set[str], set[str]]:
     """The option names ``command`` knows, and those of them that take a value."""
@@ -133,8 +100,7 @@ class DdrescueCommand(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # -P and --data-preview take an optional value, attached only (getopt's rule)
-        args = ["--data-preview=3" if a in ("-P", "--data-preview") else a for a in args]
+        args = preview_default(args)  # -P alone is --data-preview=3
         args, notes = rewrite_old_options(self, args)
         try:
             rest = super().parse_args(ctx, args)

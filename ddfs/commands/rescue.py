@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-from ddfs.commands.common import PROG, fail, install_signal_handlers, reraise
+from ddfs.commands.process import PROG, fail, install_signal_handlers, reraise
+from ddfs.commands.rescue_options import build_options
 from engine.errors import DdfsError, Stop
 from engine.ondemand.metadata_first import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
@@ -17,6 +19,16 @@ from engine.rescue.book import RescueBook
 from engine.rescue.builder import prepare
 from engine.rescue.screen import StatusScreen, version_line
 from engine.rescue.setup import Declined, NothingToDo
+
+
+def rescue_main(infile: str, outfile: str, mapfile: str | None, kw: dict[str, Any]) -> None:
+    """``ddfs rescue`` once its command line is parsed (by click, or by
+    :func:`ddfs.commands.rescue_table.parse_fast`): exits with ddrescue's status."""
+    try:
+        opts = build_options(kw, ["ddfs", "rescue", *sys.argv[2:]])
+    except DdfsError as exc:
+        fail(exc.message, exc.exit_code)
+    raise SystemExit(run_rescue(infile, outfile, mapfile, opts))
 
 
 def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptions) -> int:

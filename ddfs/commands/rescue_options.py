@@ -1,6 +1,7 @@
-"""The options of ``ddfs rescue`` and ``ddfs mount``: GNU ddrescue's flags as click options
-(:func:`rescue_options`, with help-only entries for the old names), and :func:`build_options`,
-which turns their raw strings into :class:`RescueOptions` with ddrescue's number syntax.
+"""The options of ``ddfs rescue`` and ``ddfs mount``: GNU ddrescue's flags
+(:data:`ddfs.commands.rescue_table.OPTIONS`) as click options (:func:`rescue_options`, with
+help-only entries for the old names), and :func:`build_options`, which turns their raw strings
+into :class:`RescueOptions` with ddrescue's number syntax. click is imported only to decorate.
 
 Where ddrescue 1.30 changed an option's meaning (``-N``, ``--cpass``, ``-x 0``, ``-M``, ``-O``,
 the initial skip size), 1.30's holds; ``--schedule=ddrescue-1.27`` gives 1.27's meanings."""
@@ -11,9 +12,8 @@ import os
 import shlex
 from typing import Any
 
-import click
-
-from ddfs.commands.common import OLD_OPTIONS, PROG
+from ddfs.commands.process import OLD_OPTIONS, PROG
+from ddfs.commands.rescue_table import COUNT, FLAG, MULTIPLE, OPTIONS, VERBOSE, Spec
 from engine.errors import DdfsError
 from engine.numbers import parse_number, parse_rational_time, parse_time
 from engine.options import RescueOptions
@@ -252,118 +252,26 @@ def _mode_options(o: RescueOptions, kw: dict[str, Any]) -> None:
         raise DdfsError(f"Option '-w' is incompatible with {mode} mode." + try_help)
 
 
-def _opt(*decls: str, flag: bool = False, help: str = "") -> Any:
-    if flag:
-        return click.option(*decls, is_flag=True, default=False, help=help)
-    return click.option(*decls, default=None, metavar="N", help=help)
+def _click_option(spec: Spec) -> Any:
+    import click
 
-
-RESCUE_OPTIONS = [
-    _opt("-a", "--min-read-rate", help="minimum read rate of good areas in bytes/s"),
-    _opt("-A", "--try-again", flag=True, help="mark non-trimmed and non-scraped as non-tried"),
-    _opt("-b", "--sector-size", help="sector size of input device [default 512]"),
-    _opt("-B", "--binary-prefixes", flag=True, help="show binary multipliers in numbers"),
-    _opt("-c", "--cluster-size", help="sectors to copy at a time [128]"),
-    _opt("-C", "--complete-only", flag=True, help="don't read new data beyond mapfile limits"),
-    _opt("-d", "--idirect", "direct_in", flag=True, help="use direct disc access for input file"),
-    _opt("-D", "--odirect", "direct_out", flag=True, help="use direct disc access for output"),
-    _opt("-e", "--max-bad-areas", help="maximum number of [new] bad areas allowed"),
-    _opt("-E", "--max-error-rate", help="maximum allowed rate of read errors per second"),
-    _opt("-f", "--force", flag=True, help="overwrite output device or partition"),
-    _opt("-F", "--fill-mode", help="fill blocks of given types with data (?*/-+l)"),
-    _opt("-G", "--generate-mode", flag=True, help="generate approximate mapfile from partial copy"),
-    _opt("-H", "--test-mode", help="set test mode (only + blocks of this map are readable)"),
-    _opt("-i", "--input-position", help="starting position of domain in input file [0]"),
-    _opt(
-        "-I",
-        "--check-input-size",
-        "--verify-input-size",
-        "verify_input_size",
-        flag=True,
-        help="compare input file size with size in mapfile",
-    ),
-    _opt(
-        "-J",
-        "--check-on-error",
-        "--verify-on-error",
-        "verify_on_error",
-        flag=True,
-        help="reread latest good sector after every error",
-    ),
-    _opt("-K", "--skip-size", help="initial size to skip on read error [64KiB],max"),
-    _opt("-L", "--loose-domain", flag=True, help="accept unordered domain/test map with gaps"),
-    click.option(
-        "-m",
-        "--domain-mapfile",
-        multiple=True,
-        metavar="FILE",
-        help="restrict domain to finished blocks in FILE",
-    ),
-    _opt("-M", "--retrim", flag=True, help="mark all failed blocks as non-trimmed"),
-    _opt("-n", "--no-scrape", flag=True, help="skip the scraping phase"),
-    _opt(
-        "-N",
-        "--no-sweep",
-        "no_sweep",
-        flag=True,
-        help="skip the sweeping phase (with --schedule=ddrescue-1.27: skip trimming)",
-    ),
-    _opt("--no-trim", flag=True, help="skip the trimming phase"),
-    _opt("-o", "--output-position", help="starting position in output file [ipos]"),
-    _opt("-O", "--reopen-on-error", flag=True, help="reopen input file after every read error"),
-    _opt("-p", "--preallocate", flag=True, help="preallocate space on disc for output file"),
-    _opt("-P", "--data-preview", help="show some lines of the latest data read [3]"),
-    _opt("-q", "--quiet", flag=True, help="suppress all messages"),
-    _opt("-r", "--retry-passes", help="exit after N retry passes (-1=infinity) [0]"),
-    _opt("-R", "--reverse", flag=True, help="reverse the direction of all passes"),
-    _opt("-s", "--size", help="maximum size of input data to be copied ('output': its size)"),
-    _opt("-S", "--sparse", flag=True, help="use sparse writes for output file"),
-    _opt("-t", "--truncate", flag=True, help="truncate output file to zero size"),
-    _opt("-T", "--timeout", help="maximum time since last successful read"),
-    _opt("-u", "--unidirectional", flag=True, help="run all passes in the same direction"),
-    _opt("-w", "--ignore-write-errors", flag=True, help="make fill mode ignore write errors"),
-    _opt("-W", "--compare-before-write", "compare", flag=True, help="compare before writing"),
-    _opt(
-        "-x",
-        "--extend-outfile",
-        "min_outfile_size",
-        help="extend outfile size to be at least N (0: the input size)",
-    ),
-    _opt("-X", "--max-read-errors", help="maximum number of read errors allowed"),
-    _opt("-y", "--synchronous", flag=True, help="use synchronous writes for output file"),
-    _opt("-Z", "--max-read-rate", help="maximum read rate in bytes/s"),
-    _opt("--ask", flag=True, help="ask for confirmation before starting the copy"),
-    _opt("--bad-sector-data", help="treat sectors with this file's data as read errors"),
-    _opt("--command-mode", flag=True, help="execute commands from standard input"),
-    _opt("--continue-on-errno", help="treat errno code N[,N] as non-fatal"),
-    _opt("--cpass", help="select copying pass(es) to run [1-4]"),
-    _opt("--delay-slow", help="initial delay before checking slow reads [30]"),
-    _opt("--log-events", help="log significant events in file"),
-    _opt("--log-rates", help="log rates and error sizes in file"),
-    _opt("--log-reads", help="log all read operations to file"),
-    _opt("--mapfile-interval", help="save/sync mapfile every SAVE/SYNC seconds [auto,300]"),
-    _opt("--max-slow-reads", help="maximum number of slow reads allowed"),
-    _opt("--pause-on-error", help="time to wait after each read error [0]"),
-    _opt("--pause-on-pass", help="time to wait between passes [0]"),
-    _opt("--reset-slow", flag=True, help="reset slow reads if rate rises above min"),
-    _opt("--same-file", flag=True, help="allow infile and outfile to be the same file"),
-    _opt(
-        "--allow-other-source",
-        flag=True,
-        help="resume although the mapfile records another source (merging copies)",
-    ),
-    _opt("--no-metadata-first", flag=True, help="plain ddrescue order: no filesystem tiers"),
-    click.option(
-        "--schedule",
+    if spec.kind == FLAG:
+        return click.option(*spec.decls, is_flag=True, default=False, help=spec.help)
+    if spec.kind == COUNT:
+        return click.option(*spec.decls, count=True, help=spec.help)
+    return click.option(
+        *spec.decls,
         default=None,
-        metavar="NAME",
-        help="ddfs (fewer failed reads; default) or ddrescue-1.27 (its exact reads)",
-    ),
-]
+        metavar=spec.metavar,
+        multiple=spec.kind == MULTIPLE,
+        help=spec.help,
+    )
 
 
 def _old_option_help(name: str, long: str, short: str) -> Any:
     """A help-only entry for an old option name (the argv is rewritten before parsing)."""
+    import click
+
     takes_value = short in ("-r", "-b", "-e")
     return click.option(
         name,
@@ -376,11 +284,11 @@ def _old_option_help(name: str, long: str, short: str) -> Any:
     )
 
 
-OLD_OPTION_HELP = [_old_option_help(name, *new) for name, new in OLD_OPTIONS.items()]
-
-
 def rescue_options(fn: Any) -> Any:
-    """Decorate a command with ddrescue's options, the old names' help entries and ``-v``."""
-    for decorator in reversed(RESCUE_OPTIONS + OLD_OPTION_HELP):
+    """Decorate a command with ddrescue's options (:data:`OPTIONS`), the old names' help
+    entries and ``-v``."""
+    decorators = [_click_option(spec) for spec in OPTIONS]
+    decorators += [_old_option_help(name, *new) for name, new in OLD_OPTIONS.items()]
+    for decorator in reversed(decorators):
         fn = decorator(fn)
-    return click.option("-v", "--verbose", count=True, help="be verbose (a 2nd -v gives more)")(fn)
+    return _click_option(VERBOSE)(fn)

@@ -4,28 +4,34 @@ inode's extent tree or block map, directories, journal.
 The walk is e2fsck's pass 1: the inode tables are scanned (not only the directory tree), so a
 lost directory does not hide its children. Fallbacks follow libext2fs: an unreadable or invalid
 primary superblock leads to the backups (groups 1, 3, 5, 7, 9, 25, 27, ... for each block
-size); descriptors read from a backup GDT are used without their UNINIT flags and
-``itable_unused``, so whole inode tables are planned.
+size). Superblocks and group descriptors are read by :mod:`engine.metadata.ext_super`: a
+descriptor of a backup GDT, or one that fails its checksum, is used without its UNINIT flags
+and ``itable_unused``, so its bitmaps and whole inode table are planned. Otherwise only what it
+says is in use is: the bitmaps of initialized groups, the inode table up to ``itable_unused``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from engine.metadata.signatures import EXT_MAGIC as MAGIC
-from engine.metadata.signatures import EXT_SB_OFFSET as SB_OFFSET
-from engine.metadata.signatures import ext_backup_offsets
+from engine.metadata.ext_super import (
+    BG_BLOCK_UNINIT,
+    BG_INODE_UNINIT,
+    INCOMPAT_META_BG,
+    SB_OFFSET,
+    Desc,
+    Super,
+    find_backup_super,
+    parse_desc,
+    parse_super,
+)
 from engine.metadata.volume import P0, P1, P2, P3, P4, Volume
 
+# re-exported for ``ddfs report`` (engine.damage.ext)
+__all__ = ["INCOMPAT_META_BG", "SB_OFFSET", "Desc", "Super", "find_backup_super", "parse_super"]
+
 NAME = "ext"
-# features
-COMPAT_JOURNAL, COMPAT_SPARSE_SUPER2 = 0x4, 0x200
-INCOMPAT_META_BG, INCOMPAT_64BIT = 0x10, 0x80
-RO_SPARSE_SUPER, RO_GDT_CSUM, RO_METADATA_CSUM = 0x1, 0x10, 0x400
-# group flags and inode flags
-BG_INODE_UNINIT = 0x1
 EXTENTS_FL, INLINE_DATA_FL = 0x80000, 0x10000000
 EXTENT_MAGIC = 0xF30A
 S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0xF000, 0x4000, 0x8000, 0xA000
@@ -33,129 +39,11 @@ JOURNAL_INO, RESIZE_INO, ROOT_INO = 8, 7, 2
 MAX_BLOCKS_PER_INODE = 1 << 22  # sanity bound for a corrupt block map
 
 
-@dataclass
-class Super:
-    """The fields of a superblock the planner needs."""
-
-    offset: int  # where it was read (volume offset)
-    bs: int
-    first_data_block: int
-    blocks: int
-    bpg: int
-    ipg: int
-    inode_size: int
-    group_nr: int
-    compat: int
-    incompat: int
-    ro_compat: int
-    reserved_gdt: int
-    journal_inum: int
-    desc_size: int
-    first_meta_bg: int
-    backup_bgs: tuple[int, int]
-
-    @property
-    def groups(self) -> int:
-        return -(-(self.blocks - self.first_data_block) // self.bpg)
-
-    @property
-    def csum(self) -> bool:
-        return bool(self.ro_compat & (RO_GDT_CSUM | RO_METADATA_CSUM))
-
-    def has_super(self, group: int) -> bool:
-        """libext2fs ``ext2fs_bg_has_super``."""
-        if group == 0:
-            return True
-        if self.compat & COMPAT_SPARSE_SUPER2:
-            return group in self.backup_bgs
-        if group <= 1 or not self.ro_compat & RO_SPARSE_SUPER:
-            return True
-        if group % 2 == 0:
-            return False
-        for base in (3, 5, 7):
-            g = group
-            while g % base == 0:
-                g //= base
-            if g == 1:
-                return True
-        return False
-
-
-def parse_super(raw: bytes, offset: int) -> Super | None:
-    """A validated superblock, or None."""
-    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != MAGIC:
-        return None
-    (inodes, blocks_lo, _r, _f, _fi, first_data, log_bs, _lc, bpg, _cpg, ipg) = struct.unpack_from(
-        "<11I", raw, 0
-    )
-    rev = struct.unpack_from("<I", raw, 76)[0]
-    inode_size = struct.unpack_from("<H", raw, 88)[0] if rev >= 1 else 128
-    group_nr = struct.unpack_from("<H", raw, 90)[0]
-    compat, incompat, ro_compat = struct.unpack_from("<3I", raw, 92)
-    reserved_gdt = struct.unpack_from("<H", raw, 206)[0]
-    journal_inum = struct.unpack_from("<I", raw, 224)[0]
-    desc_size = struct.unpack_from("<H", raw, 254)[0]
-    first_meta_bg = struct.unpack_from("<I", raw, 260)[0]
-    blocks_hi = struct.unpack_from("<I", raw, 336)[0]
-    backup_bgs = struct.unpack_from("<2I", raw, 0x24C)
-    if log_bs > 6 or not bpg or not ipg or bpg > 8 * (1024 << log_bs):
-        return None
-    if inode_size < 128 or inode_size & (inode_size - 1) or inode_size > (1024 << log_bs):
-        return None
-    if first_data not in (0, 1) or inodes == 0:
-        return None
-    blocks = blocks_lo | (blocks_hi << 32 if incompat & INCOMPAT_64BIT else 0)
-    desc = desc_size if incompat & INCOMPAT_64BIT and desc_size >= 32 else 32
-    return Super(
-        offset,
-        1024 << log_bs,
-        first_data,
-        blocks,
-        bpg,
-        ipg,
-        inode_size,
-        group_nr,
-        compat,
-        incompat,
-        ro_compat,
-        reserved_gdt,
-        journal_inum,
-        desc,
-        first_meta_bg,
-        (backup_bgs[0], backup_bgs[1]),
-    )
-
-
 def probe(vol: Volume) -> bool:
     raw = vol.read(SB_OFFSET, 1024)
     if raw is not None and parse_super(raw, SB_OFFSET) is not None:
         return True
     return find_backup_super(vol) is not None
-
-
-def find_backup_super(vol: Volume) -> Super | None:
-    """The first valid backup superblock that sits exactly where its own fields say."""
-    for off in ext_backup_offsets():
-        if off + 1024 > vol.size:
-            continue
-        raw = vol.read(off, 1024)
-        sb = parse_super(raw, off) if raw is not None else None
-        if (
-            sb is not None
-            and sb.group_nr > 0
-            and off == (sb.group_nr * sb.bpg + sb.first_data_block) * sb.bs
-        ):
-            return sb
-    return None
-
-
-@dataclass
-class Desc:
-    block_bitmap: int
-    inode_bitmap: int
-    inode_table: int
-    flags: int
-    itable_unused: int
 
 
 class ExtPlanner:
@@ -230,22 +118,12 @@ class ExtPlanner:
             for j in range(per_block):
                 if len(descs) == sb.groups:
                     break
-                descs.append(self._desc(raw, j * sb.desc_size))
+                descs.append(
+                    parse_desc(sb, raw, j * sb.desc_size, len(descs), not self.from_backup)
+                )
         if not all(self._sane(d) for d in descs):
             return None
         return descs
-
-    def _desc(self, raw: bytes, off: int) -> Desc:
-        bb, ib, it = struct.unpack_from("<3I", raw, off)
-        flags = struct.unpack_from("<H", raw, off + 18)[0]
-        unused = struct.unpack_from("<H", raw, off + 28)[0]
-        if self.sb.desc_size >= 64:
-            bbh, ibh, ith = struct.unpack_from("<3I", raw, off + 32)
-            bb, ib, it = bb | bbh << 32, ib | ibh << 32, it | ith << 32
-            unused |= struct.unpack_from("<H", raw, off + 50)[0] << 16
-        if self.from_backup:  # libext2fs: a backup's UNINIT flags and itable_unused are stale
-            flags, unused = 0, 0
-        return Desc(bb, ib, it, flags, unused)
 
     def _sane(self, d: Desc) -> bool:
         n = self.sb.blocks
@@ -256,16 +134,18 @@ class ExtPlanner:
         sb, bs, vol = self.sb, self.bs, self.vol
         table_bytes = sb.ipg * sb.inode_size
         for g, d in enumerate(descs):
-            vol.add(d.block_bitmap * bs, bs, P2, "ext block bitmap")
-            vol.add(d.inode_bitmap * bs, bs, P2, "ext inode bitmap")
+            # what a (trusted, checked) descriptor says is not in use is not planned: e2fsck
+            # reads neither the bitmaps of uninitialized groups nor unused inodes
+            if not (sb.csum and d.flags & BG_BLOCK_UNINIT):
+                vol.add(d.block_bitmap * bs, bs, P2, "ext block bitmap")
+            if not (sb.csum and d.flags & BG_INODE_UNINIT):
+                vol.add(d.inode_bitmap * bs, bs, P2, "ext inode bitmap")
             used = table_bytes
             if sb.csum and d.flags & BG_INODE_UNINIT:
                 used = 0
             elif sb.csum:
                 used = max(0, (sb.ipg - d.itable_unused) * sb.inode_size)
-            start = d.inode_table * bs
-            vol.add(start, used, P2, f"ext inode table {g}")
-            vol.add(start + used, table_bytes - used, P3, f"ext unused inode table {g}")
+            vol.add(d.inode_table * bs, used, P2, f"ext inode table {g}")
 
     def walk_inodes(self, descs: list[Desc]) -> None:
         sb, bs = self.sb, self.bs
@@ -313,7 +193,10 @@ class ExtPlanner:
         elif kind == S_IFREG:
             if ino >= 11:
                 self.vol.plan.count("ext:files")
-            self.data(raw, flags, P4 if ino != RESIZE_INO else P2, "ext file data")
+            if ino == RESIZE_INO:  # the reserved GDT blocks: the primary's P2, backups P3
+                self.data(raw, flags, P3, "ext reserved GDT (resize inode)")
+            else:
+                self.data(raw, flags, P4, "ext file data")
         elif kind == S_IFLNK and size >= 60:
             self.data(raw, flags, P2, "ext symlink")
 

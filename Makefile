@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config gddrescue e2fsprogs fdisk mtools dosfstools exfatprogs exfat-fuse ntfs-3g testdisk chromium chromium-driver python3 python3-venv python3-dev gcc util-linux strace
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config gddrescue e2fsprogs fdisk mtools dosfstools exfatprogs exfat-fuse ntfs-3g testdisk xfsprogs btrfs-progs cryptsetup-bin lvm2 chromium chromium-driver python3 python3-venv python3-dev gcc util-linux strace
 PYTEST_ARGS ?=
 
 .PHONY: system-deps install demo test test-long lint bench clean

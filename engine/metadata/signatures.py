@@ -124,10 +124,96 @@ def fat(vol: Readable) -> bool:
     )
 
 
+# ------------------------------------------------------------------ XFS
+XFS_MAGIC = b"XFSB"
+#: AG counts mkfs.xfs picks (4 for most sizes, more on big or striped volumes): where AG 1's
+#: secondary superblock is looked for when sector 0 cannot be read
+XFS_AG_COUNTS = (4, 8, 16, 32, 2, 64)
+
+
+def xfs_secondary_offsets(size: int) -> Iterator[int]:
+    """Candidate offsets of AG 1's superblock: the volume split into the usual AG counts
+    (AG sizes are whole 4 KiB blocks; mkfs rounds the last AG, not the first)."""
+    seen = set()
+    for count in XFS_AG_COUNTS:
+        for block in (4096, 512):
+            ag = -(-size // count // block) * block
+            for off in (ag, size // count // block * block):
+                if 0 < off < size and off not in seen:
+                    seen.add(off)
+                    yield off
+
+
+def xfs(vol: Readable) -> bool:
+    """The XFS magic in sector 0; else, with sector 0 unreadable, in AG 1's superblock."""
+    first = vol.read(0, 512)
+    if first is not None:
+        return first[:4] == XFS_MAGIC
+    for off in xfs_secondary_offsets(vol.size):
+        raw = vol.read(off, 512)
+        if raw is not None and raw[:4] == XFS_MAGIC:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ btrfs
+BTRFS_MAGIC = b"_BHRfS_M"  # at byte 0x40 of each superblock copy
+BTRFS_SUPER_OFFSETS = (64 << 10, 64 << 20, 256 << 30)  # the primary and its mirrors
+BTRFS_SUPER_SIZE = 4096
+
+
+def btrfs(vol: Readable) -> bool:
+    """The btrfs magic in the superblock or in one of its mirrors."""
+    for off in BTRFS_SUPER_OFFSETS:
+        if off + BTRFS_SUPER_SIZE <= vol.size:
+            raw = vol.read(off, BTRFS_SUPER_SIZE)
+            if raw is not None and raw[0x40:0x48] == BTRFS_MAGIC:
+                return True
+    return False
+
+
+# ------------------------------------------------------------------ LUKS1 / LUKS2
+LUKS_MAGIC = b"LUKS\xba\xbe"  # the (first) binary header
+LUKS2_SECOND_MAGIC = b"SKUL\xba\xbe"  # LUKS2's second binary header
+#: where LUKS2's second header may be: the sizes of its header area (16 KiB to 4 MiB)
+LUKS2_SECOND_OFFSETS = tuple(16384 << i for i in range(9))
+
+
+def luks(vol: Readable) -> bool:
+    """The LUKS magic at 0, or LUKS2's second header at one of its possible offsets."""
+    first = vol.read(0, 512)
+    if first is not None and first[:6] == LUKS_MAGIC:
+        return True
+    for off in LUKS2_SECOND_OFFSETS:
+        if off + 512 <= vol.size:
+            raw = vol.read(off, 512)
+            if raw is not None and raw[:6] == LUKS2_SECOND_MAGIC:
+                return True
+    return False
+
+
+# ------------------------------------------------------------------ LVM2 physical volumes
+LVM_LABEL = b"LABELONE"  # in one of the first four sectors
+LVM_TYPE = b"LVM2 001"  # at byte 24 of the label
+LVM_LABEL_SECTORS = 4
+
+
+def lvm(vol: Readable) -> bool:
+    """An LVM2 label in one of the first four sectors."""
+    raw = vol.read(0, 512 * LVM_LABEL_SECTORS)
+    if raw is None:
+        return False
+    return any(
+        raw[s * 512 : s * 512 + 8] == LVM_LABEL and raw[s * 512 + 24 : s * 512 + 32] == LVM_TYPE
+        for s in range(LVM_LABEL_SECTORS)
+    )
+
+
 #: filesystem name -> (the module that plans it, its signature test), probed in this order
 SIGNATURES: dict[str, tuple[str, Callable[[Readable], bool]]] = {
     "ext": ("engine.metadata.ext", ext),
     "ntfs": ("engine.metadata.ntfs", ntfs),
     "exfat": ("engine.metadata.exfat", exfat),
     "fat": ("engine.metadata.fat", fat),
+    "xfs": ("engine.metadata.xfs", xfs),
 }

@@ -18,6 +18,7 @@ from engine.metadata import signatures
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, Plan, Volume
 from engine.metadata.xfs import probe
+from engine.ondemand.metadata_first import worth_planning
 from tests.fsimages import coverage, make_disk, place, populate_tree, read_logged
 from tests.mountproc import live_mount, wait_for
 from tests.simdisk import read_stats, simulated_disk
@@ -150,3 +151,13 @@ def test_xfs_repair_on_the_live_mount_of_a_slow_disk(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr.decode(errors="replace")
     assert psize == FS_SIZE
     assert read < 0.05 * size, f"xfs_repair needed {read} bytes read in {took:.1f} s"
+
+
+def test_a_bare_xfs_disk_is_worth_planning(image: tuple[Path, Path]) -> None:
+    """Without a partition table there is no boot signature: the XFS magic (and LUKS, LVM2,
+    btrfs) must still make ``ddfs rescue`` plan the disk; random data must not."""
+    path, _ = image
+    data = path.read_bytes()
+    assert worth_planning(lambda p, n: data[p : p + n])
+    noise = os.urandom(1 << 20)
+    assert not worth_planning(lambda p, n: noise[p : p + n])

@@ -37,6 +37,7 @@ EXTENT_MAGIC = 0xF30A
 S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0xF000, 0x4000, 0x8000, 0xA000
 JOURNAL_INO, RESIZE_INO, ROOT_INO = 8, 7, 2
 MAX_BLOCKS_PER_INODE = 1 << 22  # sanity bound for a corrupt block map
+SECTOR = 512  # the smallest piece of an inode table read on its own
 
 
 def probe(vol: Volume) -> bool:
@@ -159,13 +160,25 @@ class ExtPlanner:
             nbytes = used * sb.inode_size
             base = d.inode_table * bs
             for off in range(0, nbytes, chunk):
-                raw = self.vol.read(base + off, min(chunk, nbytes - off))
-                if raw is None:
-                    self.vol.plan.note(f"ext: inode table of group {g} unreadable at {off}")
-                    continue
-                for k in range(0, len(raw), sb.inode_size):
-                    ino = g * sb.ipg + (off + k) // sb.inode_size + 1
-                    self.inode(ino, raw[k : k + sb.inode_size])
+                for at, raw in self.read_table(base, off, min(chunk, nbytes - off), g):
+                    for k in range(0, len(raw), sb.inode_size):
+                        ino = g * sb.ipg + (at + k) // sb.inode_size + 1
+                        self.inode(ino, raw[k : k + sb.inode_size])
+
+    def read_table(self, base: int, off: int, size: int, group: int) -> Iterator[tuple[int, bytes]]:
+        """``(offset, bytes)`` pieces of ``[off, off+size)`` of an inode table: the whole range,
+        or where it cannot be read, block by block and then sector by sector, so that a bad
+        sector costs only the inodes in it (each noted), not the rest of the range."""
+        raw = self.vol.read(base + off, size)
+        if raw is not None:
+            yield off, raw
+            return
+        step = self.bs if size > self.bs else max(SECTOR, self.sb.inode_size)
+        if size <= step:
+            self.vol.plan.note(f"ext: inode table of group {group} unreadable at {off}")
+            return
+        for at in range(off, off + size, step):
+            yield from self.read_table(base, at, min(step, off + size - at), group)
 
     def inode(self, ino: int, raw: bytes) -> None:
         (mode,) = struct.unpack_from("<H", raw, 0)

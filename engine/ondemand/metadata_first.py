@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from engine.metadata import signatures as sig
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, P4, Plan, Reader
 from engine.ondemand.urgent import read_urgent
@@ -52,12 +53,20 @@ def engine_reader(
 
 
 def worth_planning(read: Reader) -> bool:
-    """A quick look at the first 4 KiB: a boot signature or an ext superblock, or unreadable
-    (then the fallbacks may still find something). Random or blank data is not planned."""
+    """A quick look at the first 4 KiB: a boot signature, an ext superblock, an XFS superblock,
+    a LUKS header or an LVM2 label; or at a btrfs superblock (64 KiB); or unreadable (then the
+    fallbacks may still find something). Random or blank data is not planned."""
     head = read(0, 4096)
     if head is None:
         return True
-    return head[510:512] == b"\x55\xaa" or head[EXT_MAGIC_AT : EXT_MAGIC_AT + 2] == b"\x53\xef"
+    if head[510:512] == b"\x55\xaa" or head[EXT_MAGIC_AT : EXT_MAGIC_AT + 2] == b"\x53\xef":
+        return True
+    if head[:4] == sig.XFS_MAGIC or head[:6] == sig.LUKS_MAGIC:
+        return True
+    if any(head[s : s + 8] == sig.LVM_LABEL for s in range(0, 2048, 512)):
+        return True
+    btrfs = read(sig.BTRFS_SUPER_OFFSETS[0], sig.BTRFS_SUPER_SIZE)
+    return btrfs is not None and btrfs[0x40:0x48] == sig.BTRFS_MAGIC
 
 
 def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = None) -> Plan | None:

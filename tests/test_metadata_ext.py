@@ -229,3 +229,30 @@ def test_one_bad_inode_table_sector_costs_only_its_inodes(tmp_path: Path) -> Non
     lost_notes = [n for n in plan.notes if "inode table of group 0 unreadable at" in n]
     assert 1 <= len(lost_notes) <= 2, plan.notes  # the bad sector's two 512-byte halves
     assert plan.counts["ext:files"] >= files - 4
+
+
+def test_a_failing_module_is_a_note_and_engine_errors_go_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, item 5: the planner printed tracebacks (``probe of ext failed ...
+    WriteError``) and went on. A module's own failure is a note now, never a traceback; what
+    the engine raises through the reader (a write error, a signal) ends the planning."""
+    from engine.errors import WriteError
+    from engine.metadata import ext
+
+    image, _dirs, _files = make_fs(tmp_path, "mkfs.ext4")
+    data = image.read_bytes()
+
+    def broken(vol: object) -> bool:
+        raise ValueError("a parser's bug")
+
+    monkeypatch.setattr(ext, "probe", broken)
+    plan = plan_disk(reader(data), len(data))
+    assert "disk: the ext probe failed: ValueError: a parser's bug" in plan.notes
+
+    def write_error(vol: object) -> bool:
+        raise WriteError("out: Write error: No space left on device")
+
+    monkeypatch.setattr(ext, "probe", write_error)
+    with pytest.raises(WriteError):
+        plan_disk(reader(data), len(data))

@@ -10,14 +10,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING
 
+from engine.errors import DdfsError, Stop
 from engine.metadata.partitions import TableUnreadable, read_partitions
 from engine.metadata.signatures import SIGNATURES
 from engine.metadata.volume import P0, P3, Plan, Reader, Volume
-
-if TYPE_CHECKING:
-    import logging
 
 TAIL = 64 * 1024  # tools probe the last 64 KiB of a disk and of a volume for backups
 SECTOR = 512
@@ -72,21 +69,28 @@ def _recording(read: Reader, plan: Plan) -> Reader:
 
 
 def plan_volume(read: Reader, start: int, size: int, plan: Plan, name: str = "") -> str | None:
-    """Probe the filesystems on ``[start, start+size)`` and plan the first that matches."""
+    """Probe the filesystems on ``[start, start+size)`` and plan the first that matches.
+
+    A module that fails (a parser's bug on strange data) costs a note, never the planning of
+    the others and never a traceback; what the engine itself raises through the reader (a
+    write error while rescuing, a signal) ends the planning, as it would end the rescue."""
     vol = Volume(read, start, size, plan)
     for module in _candidates(vol):
         try:
             if not module.probe(vol):
                 continue
-        except Exception:  # a module must never stop the planning of the others
-            _log().exception("probe of %s failed on %s", module.NAME, name)
+        except (DdfsError, Stop):
+            raise
+        except Exception as exc:  # a module must never stop the planning of the others
+            plan.note(f"{name}: the {module.NAME} probe failed: {type(exc).__name__}: {exc}")
             continue
         plan.filesystems.append((start, size, module.NAME))
         try:
             module.plan(vol)
+        except (DdfsError, Stop):
+            raise
         except Exception as exc:
-            _log().exception("planning %s on %s failed", module.NAME, name)
-            plan.note(f"{name}: {module.NAME} planning stopped: {exc}")
+            plan.note(f"{name}: {module.NAME} planning stopped: {type(exc).__name__}: {exc}")
         return module.NAME
     plan.note(f"{name}: no known filesystem")
     return None
@@ -98,9 +102,3 @@ def _candidates(vol: Volume) -> Iterator[ModuleType]:
     for path, signature in SIGNATURES.values():
         if signature(vol):
             yield importlib.import_module(path)
-
-
-def _log() -> logging.Logger:
-    import logging  # only when a module fails, which is rare (and slow to import)
-
-    return logging.getLogger(__name__)

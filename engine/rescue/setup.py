@@ -25,6 +25,7 @@ from engine.map.ranges import intersect
 from engine.numbers import format_num3, format_size
 from engine.options import RescueOptions
 from engine.rescue.identity import identify
+from engine.rescue.inuse import device_in_use
 from engine.rescue.source import Source
 
 TRY_HELP = "Try 'ddfs rescue --help' for more information."
@@ -72,6 +73,10 @@ def check_paths(infile: str, outfile: str, mapfile: str | None, opts: RescueOpti
         st = os.stat(outfile)
     except OSError:
         return
+    if stat.S_ISBLK(st.st_mode):
+        use = device_in_use(st.st_rdev)
+        if use is not None:  # even with -f: it would destroy a live filesystem
+            raise DdfsError(f"{outfile}: Output device is in use ({use}); not writing to it.")
     if not stat.S_ISREG(st.st_mode):
         needs = opts.sparse or opts.preallocate or opts.min_outfile_size or opts.extend_to_input
         if not opts.force or needs:

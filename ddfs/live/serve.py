@@ -22,7 +22,8 @@ from ddfs.live.fusefs import Operations
 from ddfs.live.reader import ImageReader
 from ddfs.live.repairview import RepairView, backup_areas
 from ddfs.live.view import View
-from engine.metadata.partitions import TableUnreadable, read_partitions, table_ranges
+from engine.metadata.partitions import Partition, TableUnreadable, read_partitions, table_ranges
+from engine.metadata.volume import Reader
 
 COMMIT_EVERY = 5.0  # seconds between two commits of a written overlay
 REPAIR_EVERY = 2.0  # seconds between two looks for substitutions while the rescue runs
@@ -78,6 +79,45 @@ async def _try_partitions(view: View, reader: ImageReader) -> bool:
         view.partition_note = f"{len(parts)} partition(s)" if parts else "none found"
         return True
     return False
+
+
+async def find_logical_volumes(view: View, reader: ImageReader, every: float = 2.0) -> None:
+    """Once the partitions are known, show each LVM2 logical volume that is one range of a
+    PV (a partition, or the whole disk) as a file ``VG-LV`` beside them. The PV metadata is
+    rescued early by metadata first; until it is, this looks again every ``every`` seconds."""
+    size = view.image_size
+    while True:
+        over = view.live.background_done
+        parts = [p for p in view.partitions if not p.file]
+        volumes = [(p.start, p.size) for p in parts] or [(0, size)]
+
+        def read(pos: int, n: int) -> bytes | None:
+            return reader.served_sync(pos, n) if pos + n <= size else None
+
+        found = await trio.to_thread.run_sync(_logical_volumes, read, volumes)
+        if found:
+            first = max((p.number for p in parts), default=0) + 1
+            lvs = [
+                Partition(first + i, start, n, "lvm", "8e", name, name)
+                for i, (name, start, n) in enumerate(found)
+            ]
+            view.set_partitions(parts + lvs)
+            view.partition_note += f", {len(lvs)} logical volume(s)"
+            return
+        if over:
+            return
+        await trio.sleep(every)
+
+
+def _logical_volumes(read: Reader, volumes: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
+    from engine.metadata.lvm import logical_volumes
+
+    return [lv for start, n in volumes for lv in logical_volumes(read, start, n)]
+
+
+async def _partitions_then_volumes(view: View, reader: ImageReader) -> None:
+    await find_partitions(view, reader)
+    await find_logical_volumes(view, reader)
 
 
 async def keep_committing(reader: ImageReader, every: float = COMMIT_EVERY) -> None:
@@ -137,7 +177,7 @@ class LoopDevices:
         while not view.partitions and not view.live.background_done:
             await trio.sleep(0.5)
         for p in view.partitions:
-            await self.attach(os.path.join(mountpoint, f"p{p.number}"))
+            await self.attach(os.path.join(mountpoint, p.file_name))
 
     async def detach(self) -> None:
         devices, self.devices = list(self.devices.values()), {}
@@ -179,7 +219,7 @@ async def serve(
                         pyfuse3.terminate()
 
             nursery.start_soon(watch_signals)
-            nursery.start_soon(find_partitions, view, reader)
+            nursery.start_soon(_partitions_then_volumes, view, reader)
             if reader.overlay is not None:
                 nursery.start_soon(keep_committing, reader)
             if reader.repair is not None:

@@ -87,7 +87,7 @@ class Tree:
         self._names[node.name] = node.inode
 
     def set_partitions(self, parts: list[Partition]) -> None:
-        """Show one file per partition (``p<number>``)."""
+        """Show one file per partition (``p<number>``) and logical volume (``VG-LV``)."""
         for inode in [i for i, n in self._nodes.items() if n.kind == "partition"]:
             del self._names[self._nodes.pop(inode).name]
         self.partitions = parts
@@ -97,7 +97,7 @@ class Tree:
                 self._add(
                     Node(
                         PARTITION_BASE + p.number,
-                        f"p{p.number}",
+                        p.file_name,
                         "partition",
                         p.start,
                         end - p.start,

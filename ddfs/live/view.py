@@ -75,7 +75,7 @@ class View:
         return {
             **live.engine_status(),
             "partitions": [
-                {"name": f"p{p.number}", "start": p.start, "size": p.size, "type": p.type}
+                {"name": p.file_name, "start": p.start, "size": p.size, "type": p.type}
                 for p in self.partitions
             ],
             "partition_table": self.partition_note,

@@ -30,10 +30,15 @@ class Partition:
     scheme: str  # "mbr" or "gpt"
     type: str  # MBR type byte as hex ("83") or GPT type GUID
     name: str = ""
+    file: str = ""  # the live mount's file name, if not ``p<number>`` (an LV: ``VG-LV``)
 
     @property
     def end(self) -> int:
         return self.start + self.size
+
+    @property
+    def file_name(self) -> str:
+        return self.file or f"p{self.number}"
 
 
 class TableUnreadable(Exception):

@@ -1,7 +1,7 @@
 """Where each filesystem module looks for its boot sector or superblock, and the cheap test the
 planner makes before it imports the module: :data:`SIGNATURES`.
 
-A signature test reads what the module's ``probe`` reads when it finds nothing, in the same
+A signature test reads what the module's ``probe`` reads when both find nothing, in the same
 order (so a volume that matches no filesystem costs no extra reads of a failing disk), and looks
 only at the magic bytes ``probe`` requires. It is a necessary condition: ``probe(vol)`` is never
 True when the test is False (``tests/test_metadata_signatures.py`` checks both facts), so the
@@ -209,11 +209,16 @@ def lvm(vol: Readable) -> bool:
     )
 
 
-#: filesystem name -> (the module that plans it, its signature test), probed in this order
+#: filesystem name -> (the module that plans it, its signature test), probed in this order. An
+#: LVM2 label settles what a volume is (and costs one read at its start), so it goes first:
+#: a stray backup superblock inside a PV must not claim it.
 SIGNATURES: dict[str, tuple[str, Callable[[Readable], bool]]] = {
+    "lvm": ("engine.metadata.lvm", lvm),
     "ext": ("engine.metadata.ext", ext),
     "ntfs": ("engine.metadata.ntfs", ntfs),
     "exfat": ("engine.metadata.exfat", exfat),
     "fat": ("engine.metadata.fat", fat),
     "xfs": ("engine.metadata.xfs", xfs),
+    "btrfs": ("engine.metadata.btrfs", btrfs),
+    "luks": ("engine.metadata.luks", luks),
 }

@@ -43,6 +43,7 @@ from tests.fsimages import (
     populate_tree,
     read_logged,
 )
+from tests.test_metadata_signatures import Disk, volume
 
 MiB, GiB = 1 << 20, 1 << 30
 SUPER = 64 * 1024
@@ -402,30 +403,6 @@ def rebased(raw: bytes, offset: int) -> bytes:
     return bytes(sb)
 
 
-class Disk:
-    """Sparse contents: planted blocks, zeros elsewhere, some blocks unreadable; reads logged."""
-
-    def __init__(self, size: int, planted: dict[int, bytes], bad: set[int]) -> None:
-        self.size = size
-        self.planted = planted
-        self.bad = bad
-        self.reads: list[tuple[int, int]] = []
-
-    def read(self, pos: int, size: int) -> bytes | None:
-        self.reads.append((pos, size))
-        if any(pos <= b < pos + size for b in self.bad):
-            return None
-        out = bytearray(size)
-        for at, data in self.planted.items():
-            lo, hi = max(pos, at), min(pos + size, at + len(data))
-            if lo < hi:
-                out[lo - pos : hi - pos] = data[lo - at : hi - at]
-        return bytes(out)
-
-    def volume(self) -> Volume:
-        return Volume(self.read, 0, self.size, Plan(self.size))
-
-
 @pytest.fixture(scope="module")
 def real_super(images: dict[str, Path]) -> bytes:
     with open(images["dup"], "rb") as fh:
@@ -463,10 +440,10 @@ def test_probe_keeps_the_signature_contract(
             raw[0x40:0x48] = signatures.BTRFS_MAGIC
         blocks[off] = bytes(raw)
     disk = Disk(size, blocks, bad)
-    found = btrfs.probe(disk.volume())
+    found = btrfs.probe(volume(disk))
     probe_reads = list(disk.reads)
     disk.reads.clear()
-    passed = signatures.btrfs(disk.volume())
+    passed = signatures.btrfs(volume(disk))
     assert passed or not found
     if not found and not passed:
         assert probe_reads == disk.reads
@@ -479,5 +456,5 @@ def test_probe_on_real_images_and_blank_disks(images: dict[str, Path]) -> None:
         vol = Volume(ImageReader(image), 0, image.stat().st_size, Plan(image.stat().st_size))
         assert btrfs.probe(vol) and signatures.btrfs(vol)
     disk = Disk(300 * MiB, {}, set())
-    assert not btrfs.probe(disk.volume())
+    assert not btrfs.probe(volume(disk))
     assert disk.reads == [(SUPER, 4096), (MIRROR1, 4096)]

@@ -54,7 +54,8 @@ def engine_reader(
 
 def worth_planning(read: Reader) -> bool:
     """A quick look at the first 4 KiB: a boot signature, an ext superblock, an XFS superblock,
-    a LUKS header or an LVM2 label; or at a btrfs superblock (64 KiB); or unreadable (then the
+    a LUKS header or an LVM2 label; or, under a blank first 4 KiB, a btrfs superblock (at
+    64 KiB); or unreadable (then the
     fallbacks may still find something). Random or blank data is not planned."""
     head = read(0, 4096)
     if head is None:
@@ -65,6 +66,8 @@ def worth_planning(read: Reader) -> bool:
         return True
     if any(head[s : s + 8] == sig.LVM_LABEL for s in range(0, 2048, 512)):
         return True
+    if any(head):  # btrfs leaves its first 64 KiB blank (a boot sector would be signed)
+        return False
     btrfs = read(sig.BTRFS_SUPER_OFFSETS[0], sig.BTRFS_SUPER_SIZE)
     return btrfs is not None and btrfs[0x40:0x48] == sig.BTRFS_MAGIC
 

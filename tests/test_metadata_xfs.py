@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from engine.map.mapfile import parse_mapfile
 from engine.metadata import signatures
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, Plan, Volume
 from engine.metadata.xfs import probe
 from engine.ondemand.metadata_first import worth_planning
+from tests.conftest import run_ddfs
 from tests.fsimages import coverage, make_disk, place, populate_tree, read_logged
 from tests.mountproc import live_mount, wait_for
 from tests.simdisk import read_stats, simulated_disk
@@ -161,3 +163,27 @@ def test_a_bare_xfs_disk_is_worth_planning(image: tuple[Path, Path]) -> None:
     assert worth_planning(lambda p, n: data[p : p + n])
     noise = os.urandom(1 << 20)
     assert not worth_planning(lambda p, n: noise[p : p + n])
+
+
+def test_lost_primary_superblock_on_a_failing_disk(
+    image: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The primary superblock is a bad sector of the simulated disk: planning through the
+    engine (``ddfs domain``) finds AG 1's copy and plans what the healthy disk gives."""
+    path, _ = image
+    write_testmap(tmp_path / "bad.map", FS_SIZE, [(0, 512)])
+    (tmp_path / "sim").mkdir()
+    with simulated_disk(path, tmp_path / "sim", tmp_path / "bad.map") as dev:
+        res = run_ddfs(
+            "domain", dev, str(tmp_path / "o"), str(tmp_path / "m"), str(tmp_path / "d")
+        )
+    healthy = run_ddfs(
+        "domain", str(path), str(tmp_path / "o2"), str(tmp_path / "m2"), str(tmp_path / "d2")
+    )
+    assert res.returncode == 0, res.stderr
+    assert healthy.returncode == 0, healthy.stderr
+    assert "xfs at 0" in res.stdout, res.stdout
+    damaged = parse_mapfile(str(tmp_path / "d")).bmap
+    whole = parse_mapfile(str(tmp_path / "d2")).bmap
+    assert whole.size_of("+") > 0
+    assert damaged.size_of("+") >= whole.size_of("+") - 4096  # all but the bad sector's page

@@ -135,3 +135,27 @@ def test_output_options_like_ddrescue(tmp_path: Path, random_file) -> None:
         assert res.returncode == 0, res.stderr
         assert out.read_bytes() == infile.read_bytes() + bytes(1 << 20)
     assert map_lines(tmp_path / "ddrescue.m2") == map_lines(tmp_path / "ddfs.m2")
+
+
+def test_mount_with_the_mapfile_forgotten_says_so(tmp_path: Path) -> None:
+    """Issue 16, item 6: ``ddfs mount DISK IMG MNT`` said ``Missing argument 'MOUNTPOINT'``
+    (the mount point was given: the mapfile was forgotten). Exit 1, two lines, no traceback."""
+    res = run_ddfs("mount", "disk", "img", str(tmp_path / "mnt"))
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "ddfs: A mapfile and a mount point must both be specified: "
+        "ddfs mount INFILE OUTFILE MAPFILE MOUNTPOINT",
+        "      Try 'ddfs mount --help' for more information.",
+    ]
+    res = run_ddfs("mount", "disk")
+    assert res.returncode == 1
+    assert res.stderr.startswith("ddfs: Both input and output files must be specified.\n")
+
+
+@pytest.mark.parametrize("command", ["rescue", "mount", "log", "map", "status", "report", "domain"])
+def test_every_command_takes_v_for_version(command: str) -> None:
+    """Issue 16, item 7: ``-V``/``--version`` on every command, as ddrescue and ddrescuelog."""
+    for flag in ("-V", "--version"):
+        res = run_ddfs(command, flag)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.startswith("ddfs, version ")

@@ -320,3 +320,20 @@ def partition_node(dev: str, where: Path) -> str:
             return str(node)
         time.sleep(0.1)
     raise AssertionError(f"no partition of {dev} appeared")
+
+
+def test_a_read_only_output_is_named(tmp_path: Path, infile: Path) -> None:
+    """Issue 16, item 6: ``Can't open output file: Read-only file system`` now names the
+    file, as ddrescue's message does (same first line, exit 1, nothing written)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], check=True)
+    try:
+        check_refused(
+            tmp_path,
+            [str(infile), str(ro / "out"), str(tmp_path / "map")],
+            "Can't open output file: Read-only file system",
+            [infile],
+        )
+    finally:
+        subprocess.run(["umount", str(ro)], check=True, timeout=30)

@@ -86,6 +86,13 @@ def rewrite_old_options(command: click.Command, args: list[str]) -> tuple[list[s
 def _usage_message(exc: click.UsageError) -> str:
     """ddrescue's message for a missing or extra file name, else click's."""
     if isinstance(exc, click.MissingParameter) and isinstance(exc.param, click.Argument):
+        if exc.param.name in ("mapfile", "mountpoint") and exc.ctx is not None:
+            given = sum(1 for k in ("infile", "outfile", "mapfile") if exc.ctx.params.get(k))
+            if given == 3:  # DISK IMG MNT: the mapfile was forgotten, not the mount point
+                return (
+                    "A mapfile and a mount point must both be specified: "
+                    f"{PROG} {exc.ctx.info_name} INFILE OUTFILE MAPFILE MOUNTPOINT"
+                )
         return "Both input and output files must be specified."
     if exc.message.startswith("Got unexpected extra argument"):
         return "Too many files."
@@ -146,7 +153,10 @@ class DdfsGroup(click.Group):
         module = self.lazy.get(cmd_name)
         if module is not None and cmd_name not in self.commands:
             importlib.import_module(module)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not any(p.name == "show_version" for p in command.params):
+            command.params.append(_version_option())  # -V/--version on every command
+        return command
 
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if args is not None:  # called from Python (tests): nothing changes
@@ -158,6 +168,24 @@ class DdfsGroup(click.Group):
             # streams by the interpreter). Frozen objects are left out of the collection the
             # interpreter makes while it shuts down: about 12 ms of `ddfs rescue`'s start-up.
             gc.freeze()
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{PROG}, version {__version__}")
+        ctx.exit(0)
+
+
+def _version_option() -> click.Option:
+    """``-V, --version`` for a command (as ``ddrescue -V`` and ``ddrescuelog -V``)."""
+    return click.Option(
+        ["-V", "--version", "show_version"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_show_version,
+        help="output version information and exit",
+    )
 
 
 @click.group(cls=DdfsGroup)

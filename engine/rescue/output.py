@@ -56,7 +56,7 @@ class Output:
         except OSError as exc:
             if direct and exc.errno == errno.EINVAL:
                 raise DdfsError("Direct disc access not available.") from None
-            raise DdfsError(f"Can't open output file: {exc.strerror}") from None
+            raise DdfsError(f"{path}: Can't open output file: {exc.strerror}") from None
         st = os.fstat(self.fd)
         self.is_regular = stat.S_ISREG(st.st_mode)
         self.compare = compare

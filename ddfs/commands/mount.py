@@ -37,7 +37,7 @@ from ddfs.live.view import View
 from engine.errors import DdfsError, Stop
 from engine.ondemand.facade import ENGINE_GRACE, LiveRescue, build_live
 from engine.options import RescueOptions
-from engine.rescue.screen import StatusScreen
+from engine.rescue.screen import StatusScreen, fit
 from engine.rescue.setup import Declined
 
 log = logging.getLogger(__name__)
@@ -84,20 +84,29 @@ def check_mountpoint(path: str) -> None:
 
 
 def _ondemand_line(view: View) -> str:
-    line = (
-        f"  on-demand: {view.ondemand_reads} reads, {view.ondemand_timeouts} timeouts,"
-        f" {view.ondemand_eio} EIO, {view.readahead_requests} read-aheads,"
-        f" {len(view.live.pending())} queued; partitions: {view.partition_note}"
+    line = fit(
+        "  on-demand:",
+        [
+            f"{view.ondemand_reads} reads",
+            f"{view.ondemand_timeouts} timeouts",
+            f"{view.ondemand_eio} EIO",
+            f"{view.readahead_requests} read-aheads",
+            f"{len(view.live.pending())} queued",
+            f"partitions: {view.partition_note}",
+        ],
     )
     if view.plan is not None:
         line += "\n" + view.live.tier_line()
     if view.overlay is not None:
         o = view.overlay.stats()
-        line += (
-            f"\n  overlay: {o['written_bytes']} B in {o['written_ranges']} range(s),"
-            f" {o['writes']} writes, {o['commits']} commits"
-            + (", uncommitted writes" if o["uncommitted"] else "")
-        )
+        parts = [
+            f"{o['written_bytes']} B in {o['written_ranges']} range(s)",
+            f"{o['writes']} writes",
+            f"{o['commits']} commits",
+        ]
+        if o["uncommitted"]:
+            parts.append("uncommitted writes")
+        line += "\n" + fit("  overlay:", parts)
     if view.repair is not None:
         serving, total = view.repair.counts()
         line += f"\n  repair view: {serving} of {total} substitution(s) serving"

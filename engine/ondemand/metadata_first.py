@@ -19,6 +19,7 @@ from engine.metadata.volume import P2, P3, P4, Plan, Reader
 from engine.ondemand.urgent import read_urgent
 from engine.progress.figures import figures, format_range, tier_ranges
 from engine.rescue.book import RescueBook
+from engine.rescue.screen import fit
 from engine.schedule.tiers import MetadataFirst
 
 EXT_MAGIC_AT = 1024 + 56
@@ -149,4 +150,4 @@ def tier_line(plan: Plan, rescuer: RescueBook) -> str:
     for t in tier_progress(plan, rescuer):
         left = "done" if not t["to_read"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
         parts.append(f"{t['tier']} {t['pct']:.2f} % ({left})")
-    return "  tiers: " + ", ".join(parts)
+    return fit("  tiers:", parts)

@@ -159,7 +159,16 @@ class Scheduler:
 
     def _background_step(self) -> None:
         if not self._guarded(self.rescuer.step):
-            self.background_done = True
+            self._background_over()
+
+    def _background_over(self) -> None:
+        """The schedule is complete (or stopped): say so once to the progress callback (the
+        status screen then shows the end while the mount goes on serving)."""
+        if self.background_done:
+            return
+        self.background_done = True
+        if self.rescuer.on_progress is not None:
+            self.rescuer.on_progress(self.rescuer)
 
     def _guarded(self, fn: Callable[..., object], *args: object) -> object:
         """Run a piece of the schedule; a stop (limit or signal) or a fatal error ends the
@@ -168,12 +177,12 @@ class Scheduler:
             return fn(*args)
         except Stop as exc:
             self.outcome = exc
-            self.background_done = True
+            self._background_over()
             if exc.signum:
                 self.stop()
         except DdfsError as exc:
             self.outcome = exc
-            self.background_done = True
+            self._background_over()
         return True
 
     def _serve(self, req: Request) -> None:

@@ -6,6 +6,7 @@ update prints one summary line instead, and ``-q`` prints nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
@@ -171,13 +172,20 @@ class StatusScreen:
             else:
                 self.out.write(body)
             self._drawn = True
-            self._drawn_lines = len(lines)
+            width = self._width()  # a line longer than the terminal takes more rows
+            self._drawn_lines = sum(max(1, -(-len(line) // width)) for line in lines)
         else:
             lines = self.lines(r)
             summary = "; ".join(" ".join(line.split()) for line in lines[2:5] + lines[6:])
             self.out.write(f"{r.message}: {summary}\n")
         self._last_message = r.message
         self.out.flush()
+
+    def _width(self) -> int:
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     def finish(self, r: RescueBook, final_line: str) -> None:
         if self.quiet:
@@ -188,3 +196,19 @@ class StatusScreen:
         else:
             self.out.write(("\n" if self.tty else "") + final_line + "\n")
         self.out.flush()
+
+
+def fit(prefix: str, parts: list[str], width: int = 79) -> str:
+    """``prefix`` and ``parts`` joined by ", " into lines of at most ``width`` characters (the
+    status screen fits 80 columns, as ddrescue's does); continuation lines are indented."""
+    indent = " " * min(len(prefix), 12)
+    lines = [prefix.rstrip() + " "]
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else "")
+        line = lines[-1]
+        if len(line) + len(piece) > width and line.strip() not in ("", prefix.strip()):
+            lines[-1] = line.rstrip()
+            lines.append(indent + piece + " ")
+        else:
+            lines[-1] = line + piece + " "
+    return "\n".join(line.rstrip() for line in lines)

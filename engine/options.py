@@ -76,6 +76,7 @@ class RescueOptions:
     verbosity: int = 0  # -v
     binary_prefixes: bool = False  # -B
     metadata_first: bool = True  # --no-metadata-first (test mode -H implies it)
+    first: list[str] = field(default_factory=list)  # --first VOLUME:/path (files first)
     schedule: str = "ddfs"  # --schedule: the strategy (engine.schedule.choose)
     command_line: str = ""
     extra: dict[str, object] = field(default_factory=dict)

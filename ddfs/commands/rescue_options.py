@@ -120,12 +120,27 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
         and not o.same_file
     )
     o.test_map = kw["test_mode"]
+    _first_options(o, kw)
     if kw["continue_on_errno"] is not None:
         o.continue_errnos = _parse_errnos(kw["continue_on_errno"])
     if kw["bad_sector_data"] is not None:
         o.bad_sector_data = _read_bad_sector_data(kw["bad_sector_data"], o.sector_size)
     o.command_line = " ".join(shlex.quote(a) for a in argv)
     return o
+
+
+def _first_options(o: RescueOptions, kw: dict[str, Any]) -> None:
+    """``--first VOLUME:/PATH`` (repeatable): checked here, resolved once the metadata is in."""
+    from engine.damage.files import parse_spec
+
+    o.first = list(kw["first"])
+    for spec in o.first:
+        parse_spec(spec)  # raises DdfsError on a bad one
+    if o.first and not o.metadata_first:
+        raise DdfsError(
+            "Option '--first' needs metadata first"
+            " (not with '-H', '--cpass=0', '--same-file' or '--no-metadata-first')."
+        )
 
 
 def _size_options(o: RescueOptions, kw: dict[str, Any]) -> None:

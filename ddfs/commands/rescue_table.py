@@ -136,6 +136,12 @@ OPTIONS = [
     ),
     _flag("--no-metadata-first", help="plain ddrescue order: no filesystem tiers"),
     Spec(
+        "--first",
+        kind=MULTIPLE,
+        metavar="VOL:/PATH",
+        help="rescue these files and folders right after the metadata (p1:/dir; repeatable)",
+    ),
+    Spec(
         "--schedule",
         metavar="NAME",
         help="ddfs (fewer failed reads; default) or ddrescue-1.27 (its exact reads)",

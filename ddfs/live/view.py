@@ -80,6 +80,7 @@ class View:
             ],
             "partition_table": self.partition_note,
             "tiers": self.tier_progress(),
+            "first": self.live.first_progress(),
             "ondemand": {
                 "reads": self.ondemand_reads,
                 "timeouts": self.ondemand_timeouts,

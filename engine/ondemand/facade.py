@@ -20,7 +20,13 @@ from engine.errors import DdfsError, Stop
 from engine.map.blockmap import NON_TRIED
 from engine.map.mapfile import PHASE_NAMES
 from engine.metadata.volume import Plan
-from engine.ondemand.metadata_first import metadata_first, tier_line, tier_progress
+from engine.ondemand.metadata_first import (
+    first_line,
+    first_progress,
+    metadata_first,
+    tier_line,
+    tier_progress,
+)
 from engine.ondemand.thread import READAHEAD, URGENT, Request, Scheduler
 from engine.options import RescueOptions
 from engine.rescue.book import RescueBook
@@ -192,7 +198,13 @@ class LiveRescue:
         return [] if self.plan is None else tier_progress(self.plan, self.book)
 
     def tier_line(self) -> str:
-        return "" if self.plan is None else tier_line(self.plan, self.book)
+        line = "" if self.plan is None else tier_line(self.plan, self.book)
+        first = first_line(self.book)
+        return f"{line}\n{first}" if line and first else line or first
+
+    def first_progress(self) -> list[dict[str, object]]:
+        """Per ``--first`` request: its files done, damaged and pending."""
+        return first_progress(self.book)
 
     # ------------------------------------------------------------------ requests
     def request(

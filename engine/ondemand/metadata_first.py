@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from engine.damage.files import resolve
+from engine.map.ranges import merge
 from engine.metadata import signatures as sig
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P2, P3, P4, Plan, Reader
@@ -88,6 +90,7 @@ def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = Non
         if not worth_planning(read):
             return None
         plan = plan_disk(read, rescuer.source.size)
+        first = files_first(rescuer, read, plan) if rescuer.opts.first else []
     finally:
         os.close(fd)
     if not plan.filesystems and len(plan.areas) <= 2:
@@ -100,10 +103,26 @@ def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = Non
         finally:
             os.close(fd)
         plan.areas, plan.notes = again.areas, again.notes  # the caller's plan grows too
-        return tiers_of(again)
+        return with_first(tiers_of(again), first)
 
-    rescuer.set_schedule(MetadataFirst(rescuer.schedule, tiers_of(plan), replan))
+    rescuer.set_schedule(MetadataFirst(rescuer.schedule, with_first(tiers_of(plan), first), replan))
     return plan
+
+
+def files_first(rescuer: RescueBook, read: Reader, plan: Plan) -> list[tuple[int, int]]:
+    """The ranges of the files ``--first`` names, found once the metadata is planned (the
+    scan rescues the directories and inodes it reads); kept on the rescuer for the status."""
+    requests, notes = resolve(read, rescuer.source.size, rescuer.opts.first)
+    rescuer.first_requests = requests
+    plan.notes.extend(notes)
+    return merge(span for req in requests for span in req.spans)
+
+
+def with_first(
+    tiers: list[tuple[str, list[tuple[int, int]]]], first: list[tuple[int, int]]
+) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The files first tier right after the metadata they need."""
+    return [*tiers[:1], ("files", first), *tiers[1:]] if first else tiers
 
 
 def tiers_of(plan: Plan) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -151,3 +170,51 @@ def tier_line(plan: Plan, rescuer: RescueBook) -> str:
         left = "done" if not t["to_read"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
         parts.append(f"{t['tier']} {t['pct']:.2f} % ({left})")
     return fit("  tiers:", parts)
+
+
+def first_progress(rescuer: RescueBook) -> list[dict[str, object]]:
+    """Per ``--first`` request: its files done (every byte rescued), damaged (a bad sector in
+    them) and pending, and whether the path was found."""
+    out: list[dict[str, object]] = []
+    book = rescuer.map
+    with book.lock:
+        for req in rescuer.first_requests:
+            done = damaged = 0
+            for _path, spans in req.files:
+                ranges = [(a, b) for a, b in spans]
+                if book.bmap.size_in(ranges, "-"):
+                    damaged += 1
+                elif all(book.is_finished(a, b - a) for a, b in ranges):
+                    done += 1
+            out.append(
+                {
+                    "request": req.spec,
+                    "found": req.found,
+                    "files": len(req.files),
+                    "done": done,
+                    "damaged": damaged,
+                    "pending": len(req.files) - done - damaged,
+                }
+            )
+    return out
+
+
+def first_line(rescuer: RescueBook) -> str:
+    """``  first p1:/Photos: 12 done, 1 damaged, 7 pending of 20 files`` per request."""
+    lines = []
+    for r in first_progress(rescuer):
+        if not r["found"]:
+            lines.append(f"  first {r['request']}: not found")
+            continue
+        lines.append(
+            fit(
+                f"  first {r['request']}:",
+                [
+                    f"{r['done']} done",
+                    f"{r['damaged']} damaged",
+                    f"{r['pending']} pending",
+                    f"of {r['files']} files",
+                ],
+            )
+        )
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from engine.errors import DdfsError, Stop
 from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_TRIED, NON_TRIMMED
@@ -69,6 +70,7 @@ class RescueBook:
         self.interrupted = 0  # the signal number once one arrives
         self.preempt = False  # set by the engine thread when an urgent read is queued
         self.urgent_reads = False  # set by an engine thread that slips in on-demand reads
+        self.first_requests: list[Any] = []  # --first: engine.damage.files.Request of each
         self.start_time = time.time()
         self.counters = Counters()
         self.error_bytes = 0

@@ -177,6 +177,7 @@ class StatusScreen:
         else:
             lines = self.lines(r)
             summary = "; ".join(" ".join(line.split()) for line in lines[2:5] + lines[6:])
+            summary = summary.replace(",; ", ", ")  # a line wrapped for 80 columns
             self.out.write(f"{r.message}: {summary}\n")
         self._last_message = r.message
         self.out.flush()

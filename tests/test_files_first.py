@@ -1,0 +1,165 @@
+"""Files first (issue 16): ``--first p1:/photos --first p2:/docs`` on a simulated failing disk
+holding an ext4 and an NTFS partition. Every file of those folders that has no bad sector is
+complete after reading under 10 % of the disk (measured from the read log: the bytes read from
+the source until the last of them was whole), where plain metadata first needs most of the
+disk; a file with a bad sector is reported damaged; ``ddfs mount --first`` shows the requests
+in ``status.json``."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.damage.files import Request, resolve
+from engine.map.ranges import merge
+from tests.conftest import run_ddfs
+from tests.fsimages import make_disk, place
+from tests.mountproc import live_mount, status, wait_for
+from tests.simdisk import simulated_disk
+from tests.test_metadata_ntfs import mkntfs, mounted_rw
+from tests.test_mount import write_testmap
+
+pytestmark = pytest.mark.fuse
+MiB = 1 << 20
+SIZE = 128 * MiB
+SPECS = ["p1:/photos", "p2:/docs"]
+
+
+def fill(root: Path, bulk: str, bulk_files: int, small: str, small_files: int, seed: int) -> None:
+    """Big files first (they take the early part of the volume), then the small ones."""
+    rng = random.Random(seed)
+    (root / bulk).mkdir(parents=True)
+    for i in range(bulk_files):
+        (root / bulk / f"big{i}.bin").write_bytes(rng.randbytes(6 * MiB))
+    (root / small / "sub").mkdir(parents=True)
+    for i in range(small_files):
+        where = root / small / ("sub" if i % 3 == 0 else "")
+        (where / f"f{i:02d}.dat").write_bytes(rng.randbytes(rng.randrange(20_000, 200_000)))
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Request]]:
+    work = tmp_path_factory.mktemp("first")
+    path = work / "disk.img"
+    (p1, s1), (p2, s2) = make_disk(path, "label: gpt\n,60M,L\n,60M,L\n", SIZE)
+    fill(work / "ext", "aaa", 7, "photos", 20, 1)
+    ext = work / "p1.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(work / "ext"), str(ext), f"{s1 // 1024}k"])
+    place(path, ext, p1)
+    fill(work / "nt", "bulk", 7, "docs", 15, 2)
+    ntfs = work / "p2.ntfs"
+    mkntfs(ntfs, s2)
+
+    def copy(mnt: Path) -> None:
+        for name in ("bulk", "docs"):  # bulk first: the documents land after it
+            subprocess.run(["cp", "-r", str(work / "nt" / name), str(mnt)], check=True)
+
+    mounted_rw(ntfs, work / "mnt", copy)
+    place(path, ntfs, p2)
+    data = path.read_bytes()
+    requests, notes = resolve(lambda p, n: data[p : p + n], SIZE, SPECS)
+    assert all(r.found for r in requests), notes
+    assert [len(r.files) for r in requests] == [20, 15]
+    return path, requests
+
+
+def reads_of(log: Path) -> list[tuple[int, int, int]]:
+    """(pos, size, copied) of every read in a ``--log-reads`` file."""
+    out = []
+    for line in log.read_text().splitlines():
+        if line and not line.startswith("#"):
+            pos, size, copied = line.split("\t")[:3]
+            out.append((int(pos, 16), int(size), int(copied)))
+    return out
+
+
+def read_until_whole(reads: list[tuple[int, int, int]], files: list[list[tuple[int, int]]]) -> int:
+    """Bytes read from the source until every one of ``files`` (spans) was read whole."""
+    todo = [merge(spans) for spans in files]
+    total = 0
+    for pos, _size, copied in reads:
+        total += copied
+        if copied:
+            todo = [_minus(spans, pos, pos + copied) for spans in todo]
+            todo = [spans for spans in todo if spans]
+        if not todo:
+            return total
+    raise AssertionError(f"{len(todo)} files never read whole")
+
+
+def _minus(spans: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    out = []
+    for s, e in spans:
+        if e <= a or s >= b:
+            out.append((s, e))
+            continue
+        if s < a:
+            out.append((s, a))
+        if e > b:
+            out.append((b, e))
+    return out
+
+
+def test_named_folders_are_whole_after_a_tenth_of_the_disk(
+    disk: tuple[Path, list[Request]], tmp_path: Path
+) -> None:
+    path, requests = disk
+    damaged_file = requests[0].files[3][1]  # one photo gets a bad sector
+    bad = sorted([(damaged_file[0][0] + 4096, 4096), (20 * MiB, 64 * 1024), (100 * MiB, 8192)])
+    write_testmap(tmp_path / "bad.map", SIZE, bad)
+    good_files = [
+        spans
+        for r in requests
+        for _, spans in r.files
+        if not any(s < b + n and b < e for s, e in spans for b, n in bad)
+    ]
+    assert len(good_files) == 34
+    shares = {}
+    for name, extra in (("first", [f"--first={s}" for s in SPECS]), ("plain", [])):
+        (tmp_path / name).mkdir()
+        with simulated_disk(path, tmp_path / name, tmp_path / "bad.map") as dev:
+            log = tmp_path / f"{name}.log"
+            res = run_ddfs(
+                "rescue", "-q", *extra, "--log-reads", str(log), dev,
+                str(tmp_path / f"{name}.out"), str(tmp_path / f"{name}.map"),
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        shares[name] = read_until_whole(reads_of(log), good_files) / SIZE
+    print(shares)
+    assert shares["first"] < 0.10, shares
+    assert shares["plain"] > 0.5, shares  # without --first they come with the rest
+    with open(tmp_path / "first.out", "rb") as out, open(path, "rb") as src:
+        for spans in good_files:
+            for s, e in spans:
+                assert os.pread(out.fileno(), e - s, s) == os.pread(src.fileno(), e - s, s)
+
+
+def test_the_mount_reports_each_request(disk: tuple[Path, list[Request]], tmp_path: Path) -> None:
+    path, requests = disk
+    bad_photo = requests[0].files[0][1][0]
+    write_testmap(tmp_path / "bad.map", SIZE, [(bad_photo[0], 4096)])
+    (tmp_path / "sim").mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with (
+        simulated_disk(path, tmp_path / "sim", tmp_path / "bad.map") as dev,
+        live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "--first", SPECS[0]),
+    ):
+        wait_for(lambda: status(mnt)["phase"] == "finished", 120, "the rescue did not end")
+        first = status(mnt)["first"]
+    assert first == [
+        {"request": SPECS[0], "found": True, "files": 20, "done": 19, "damaged": 1, "pending": 0}
+    ]
+
+
+def test_a_bad_path_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_ddfs("rescue", "--first", "photos", "in", "out", "map")
+    assert res.returncode == 1
+    assert res.stderr.startswith("ddfs: 'photos': Invalid path in option '--first'")
+    res = run_ddfs("rescue", "--first", "p1:/x", "--no-metadata-first", "in", "out", "map")
+    assert res.returncode == 1
+    assert "Option '--first' needs metadata first" in res.stderr

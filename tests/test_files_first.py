@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from engine.damage.files import Request, resolve
+from engine.map.mapfile import parse_mapfile
 from engine.map.ranges import merge
-from tests.conftest import run_ddfs
+from tests.conftest import run_ddfs, run_ddrescue
 from tests.fsimages import make_disk, place
 from tests.mountproc import live_mount, status, wait_for
 from tests.simdisk import simulated_disk
@@ -163,3 +164,25 @@ def test_a_bad_path_is_a_usage_error(tmp_path: Path) -> None:
     res = run_ddfs("rescue", "--first", "p1:/x", "--no-metadata-first", "in", "out", "map")
     assert res.returncode == 1
     assert "Option '--first' needs metadata first" in res.stderr
+
+
+def test_domain_path_for_ddrescue(disk: tuple[Path, list[Request]], tmp_path: Path) -> None:
+    """``ddfs domain --path`` writes the named folders as a ddrescue domain mapfile: GNU
+    ddrescue ``-m`` then rescues exactly those files (and their directories' blocks)."""
+    path, requests = disk
+    dom = tmp_path / "dom.map"
+    res = run_ddfs(
+        "domain", "--path", SPECS[0], "--path", SPECS[1], str(path),
+        str(tmp_path / "o"), str(tmp_path / "m"), str(dom),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    want = merge(span for r in requests for span in r.spans)
+    got = [(pos, pos + size) for pos, size, st in parse_mapfile(str(dom)).bmap if st == "+"]
+    assert merge(got) == want
+    out = tmp_path / "dd.out"
+    res = run_ddrescue("-q", "-m", str(dom), str(path), str(out), str(tmp_path / "dd.map"))
+    assert res.returncode == 0, res.stderr
+    with open(out, "rb") as o, open(path, "rb") as src:
+        for _, spans in requests[1].files:
+            for s, e in spans:
+                assert os.pread(o.fileno(), e - s, s) == os.pread(src.fileno(), e - s, s)

@@ -124,18 +124,39 @@ def mount(
     default="metadata",
     help="metadata (P0-P3), used (file data, P4) or all (P0-P4) [metadata]",
 )
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="VOL:/PATH",
+    help="the files and folders named instead of a tier (p1:/dir; repeatable)",
+)
 @click.option("-q", "--quiet", is_flag=True, help="suppress all messages")
 def domain(
-    infile: str, outfile: str, mapfile: str, domain_map: str, tier: str, quiet: bool
+    infile: str,
+    outfile: str,
+    mapfile: str,
+    domain_map: str,
+    tier: str,
+    paths: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Write DOMAIN_MAP, a ddrescue domain mapfile of the filesystem metadata of INFILE.
 
     What the planner reads is rescued into OUTFILE and recorded in MAPFILE, as ddfs rescue
     would; then `ddrescue -m DOMAIN_MAP INFILE OUTFILE MAPFILE` rescues those areas first.
+    With --path, the domain is the named files and folders (recursively) instead.
     """
     from ddfs.commands.domain import run_domain
+    from engine.damage.files import parse_spec
 
     opts = RescueOptions(quiet=quiet, command_line=" ".join(["ddfs", "domain", *sys.argv[2:]]))
+    opts.first = list(paths)
+    try:
+        for spec in paths:
+            parse_spec(spec)
+    except DdfsError as exc:
+        fail(exc.message.replace("'--first'", "'--path'"))
     raise SystemExit(run_domain(infile, outfile, mapfile, domain_map, tier, opts))
 
 

@@ -4,7 +4,8 @@ The planner reads through the engine exactly as ``ddfs rescue`` would (what it r
 into OUTFILE and recorded in MAPFILE), then the chosen tiers are written as ``+`` blocks of a
 domain mapfile, everything else ``?``. A GNU ddrescue user can then run
 ``ddrescue -m DOMAIN.map INFILE OUTFILE MAPFILE`` to rescue those areas first, the way
-ddru_ntfsbitmap is used for NTFS, for every filesystem ddfs knows.
+ddru_ntfsbitmap is used for NTFS, for every filesystem ddfs knows. With ``--path``, the domain
+is the files and folders named (:mod:`engine.damage.files`), for the same use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ddfs.commands.common import fail
 from engine.errors import DdfsError, Stop
 from engine.map.blockmap import BlockMap
 from engine.map.mapfile import format_header, iter_mapfile_text, save_mapfile
+from engine.map.ranges import merge
 from engine.metadata.volume import P3, P4
 from engine.ondemand.metadata_first import metadata_first, plan_summary
 from engine.options import RescueOptions
@@ -46,7 +48,12 @@ def run_domain(
     lo, hi = TIERS[tier]
     size = rescuer.map.bmap.end
     dom = BlockMap(size)
-    for start, end in plan.ranges(hi, lo):
+    if opts.first:  # --path: the named files and folders
+        ranges = merge(span for req in rescuer.first_requests for span in req.spans)
+        tier = "path " + " ".join(opts.first)
+    else:
+        ranges = plan.ranges(hi, lo)
+    for start, end in ranges:
         dom.set_status(start, min(end, size) - start, "+")
     header = format_header(" ".join(sys.argv), None, None, f"Domain: tier {tier}")
     save_mapfile(domain_path, iter_mapfile_text(dom, 0, "+", 1, header))

@@ -159,3 +159,16 @@ def test_every_command_takes_v_for_version(command: str) -> None:
         res = run_ddfs(command, flag)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith("ddfs, version ")
+
+
+def test_shell_completion_scripts() -> None:
+    """Issue 16, item 7: ``ddfs completion bash|zsh|fish`` prints click's completion script,
+    and the bash protocol completes command names."""
+    for shell, marker in (("bash", "_ddfs_completion"), ("zsh", "#compdef ddfs"), ("fish", "ddfs")):
+        res = run_ddfs("completion", shell)
+        assert res.returncode == 0, res.stderr
+        assert marker in res.stdout
+    env = {**os.environ, "_DDFS_COMPLETE": "bash_complete"}
+    env.update({"COMP_WORDS": "ddfs res", "COMP_CWORD": "1"})
+    done = subprocess.run(ddfs_cmd(), env=env, capture_output=True, text=True)
+    assert "plain,rescue" in done.stdout.splitlines()

@@ -152,6 +152,9 @@ def test_the_mount_reports_each_request(disk: tuple[Path, list[Request]], tmp_pa
     ):
         wait_for(lambda: status(mnt)["phase"] == "finished", 120, "the rescue did not end")
         first = status(mnt)["first"]
+        report = run_ddfs("report", str(mnt))  # issue 16 item 7: report MOUNTPOINT
+    assert report.returncode == 0, report.stderr
+    assert requests[0].files[0][0] in report.stdout, report.stdout
     assert first == [
         {"request": SPECS[0], "found": True, "files": 20, "done": 19, "damaged": 1, "pending": 0}
     ]

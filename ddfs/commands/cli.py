@@ -27,6 +27,7 @@ main.lazy.update(
         "status": "ddfs.commands.map",
         "overlay": "ddfs.commands.overlay",
         "report": "ddfs.commands.report",
+        "completion": "ddfs.commands.completion",
     }
 )
 

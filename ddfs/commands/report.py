@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -72,20 +72,25 @@ class ReportCommand(click.Command):
 
 @main.command("report", cls=ReportCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("image")
-@click.argument("mapfile")
+@click.argument("mapfile", required=False)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object for scripts")
-def report(image: str, mapfile: str, as_json: bool) -> None:
+def report(image: str, mapfile: str | None, as_json: bool) -> None:
     """List the files and directories of IMAGE with bytes MAPFILE does not call finished.
 
     For each partition with an ext2/3/4, NTFS, FAT or exFAT filesystem (or a bare filesystem):
     the files and directories with bytes in bad areas ("-") or in areas not rescued yet ("?",
     "*", "/"), with their full paths; the files whose own metadata is unreadable (unknown
     extent); and the filesystem structures hit. Exit status 0 when the report is made.
+    IMAGE may be the mount point of a running ``ddfs mount`` (no MAPFILE): its image against
+    a snapshot of its live map.
     """
     try:
         from engine.damage.report import build_report
 
-        result = build_report(image, mapfile)
+        if mapfile is None:
+            result = _report_of_mount(image, build_report)
+        else:
+            result = build_report(image, mapfile)
     except DdfsError as exc:
         fail(exc.message, exc.exit_code)
         return
@@ -94,6 +99,24 @@ def report(image: str, mapfile: str, as_json: bool) -> None:
         sys.stdout.write("\n")
     else:
         write_text(result, sys.stdout)
+
+
+def _report_of_mount(mountpoint: str, build: Any) -> Report:
+    """``ddfs report MOUNTPOINT``: ``MOUNTPOINT/image`` against a snapshot of the live map."""
+    import os
+    import tempfile
+
+    if not os.path.exists(os.path.join(mountpoint, "status.json")):
+        raise DdfsError(
+            f"{mountpoint}: Not the mount point of a running ddfs mount; give IMAGE MAPFILE."
+        )
+    with tempfile.TemporaryDirectory(prefix="ddfs-report-") as tmp:
+        snapshot = os.path.join(tmp, "mapfile")
+        with open(os.path.join(mountpoint, "mapfile"), "rb") as src, open(snapshot, "wb") as dst:
+            dst.write(src.read())
+        result: Report = build(os.path.join(mountpoint, "image"), snapshot)
+    result.mapfile = os.path.join(mountpoint, "mapfile")
+    return result
 
 
 # ------------------------------------------------------------------ the human report

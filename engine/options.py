@@ -77,6 +77,7 @@ class RescueOptions:
     binary_prefixes: bool = False  # -B
     metadata_first: bool = True  # --no-metadata-first (test mode -H implies it)
     first: list[str] = field(default_factory=list)  # --first VOLUME:/path (files first)
+    notify_command: str | None = None  # --notify-command CMD (run at the end)
     schedule: str = "ddfs"  # --schedule: the strategy (engine.schedule.choose)
     command_line: str = ""
     extra: dict[str, object] = field(default_factory=dict)

@@ -172,3 +172,25 @@ def test_shell_completion_scripts() -> None:
     env.update({"COMP_WORDS": "ddfs res", "COMP_CWORD": "1"})
     done = subprocess.run(ddfs_cmd(), env=env, capture_output=True, text=True)
     assert "plain,rescue" in done.stdout.splitlines()
+
+
+def test_notify_command_runs_at_the_end(tmp_path: Path, random_file) -> None:
+    """Issue 16: ``--notify-command`` runs once when the rescue ends, with the outcome in its
+    environment."""
+    infile = random_file(1 << 20)
+    note = tmp_path / "note"
+    cmd = f'echo "$DDFS_STATUS $DDFS_EXIT $DDFS_MESSAGE $DDFS_MAPFILE" >> {note}'
+    res = run_ddfs(
+        "rescue", "-q", "--notify-command", cmd, str(infile), str(tmp_path / "o"),
+        str(tmp_path / "m"),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert note.read_text() == f"finished 0 Finished {tmp_path / 'm'}\n"
+    note.unlink()
+    (tmp_path / "tm").write_text("0 + 1\n0 0x1000 +\n0x1000 0x1000 -\n0x2000 0xFE000 +\n")
+    res = run_ddfs(
+        "rescue", "-q", "-X0", "-H", str(tmp_path / "tm"), "--notify-command", cmd,
+        str(infile), str(tmp_path / "o2"), str(tmp_path / "m2"),
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert note.read_text().startswith("stopped 1 Too many read errors")

@@ -148,11 +148,15 @@ def test_the_mount_reports_each_request(disk: tuple[Path, list[Request]], tmp_pa
     mnt.mkdir()
     with (
         simulated_disk(path, tmp_path / "sim", tmp_path / "bad.map") as dev,
-        live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "--first", SPECS[0]),
+        live_mount(
+            dev, tmp_path / "out", tmp_path / "map", mnt, "-q", "--first", SPECS[0],
+            "--notify-command", f'echo "$DDFS_STATUS $DDFS_EXIT" > {tmp_path / "note"}',
+        ),  # fmt: skip
     ):
-        wait_for(lambda: status(mnt)["phase"] == "finished", 120, "the rescue did not end")
+        wait_for(lambda: status(mnt)["finished"], 120, "the rescue did not end")
         first = status(mnt)["first"]
         report = run_ddfs("report", str(mnt))  # issue 16 item 7: report MOUNTPOINT
+    assert (tmp_path / "note").read_text() == "finished 0\n"  # --notify-command, at the end
     assert report.returncode == 0, report.stderr
     assert requests[0].files[0][0] in report.stdout, report.stdout
     assert first == [

@@ -29,6 +29,7 @@ from typing import NoReturn
 import pyfuse3
 import trio
 
+from ddfs.commands.notify import notify
 from ddfs.live.overlay import Overlay
 from ddfs.live.reader import ImageReader
 from ddfs.live.repairview import RepairView
@@ -253,14 +254,21 @@ def _exit_status(
     """ddrescue's exit status: a save error, an overlay error, a fatal error, a signal
     (re-raised), a limit (1), or 0."""
     outcome = live.outcome
-    if live.save_error is not None:
-        fail(live.save_error.message, 1)
-    if overlay_error is not None:
-        fail(overlay_error, 1)
+    command = live.book.opts.notify_command
+    files = (live.book.source.path, live.output_path, live.book.map.mapfile or "")
+    error = live.save_error.message if live.save_error is not None else overlay_error
+    if error is not None:
+        notify(command, "error", 1, error, files)
+        fail(error, 1)
     if isinstance(outcome, DdfsError):
+        notify(command, "error", outcome.exit_code, outcome.message, files)
         fail(outcome.message, outcome.exit_code)
     if signals:
+        notify(command, "stopped", 128 + signals[0], "Interrupted by user", files)
         reraise(signals[0])
     if isinstance(outcome, Stop) and not outcome.signum:
+        notify(command, "stopped", 1, str(outcome), files)
         return 1
+    done = live.background_done and outcome is None
+    notify(command, "finished" if done else "stopped", 0, _final_line(live), files)
     return 0

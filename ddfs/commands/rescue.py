@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from ddfs.commands.notify import notify
 from ddfs.commands.process import PROG, fail, install_signal_handlers, reraise
 from ddfs.commands.rescue_options import build_options
 from engine.errors import DdfsError, Stop
@@ -150,12 +151,17 @@ def _finish(
     book.close()
     book.source.close()
     book.output.close()
+    files = (book.source.path, book.output.path, book.map.mapfile or "")
     if error is not None:
+        notify(book.opts.notify_command, "error", error.exit_code, error.message, files)
         fail(error.message, error.exit_code)
     if stop is not None:
+        code = 128 + stop.signum if stop.signum else 1
+        notify(book.opts.notify_command, "stopped", code, str(stop), files)
         if stop.signum:
             reraise(stop.signum)
         return 1
+    notify(book.opts.notify_command, "finished", 0, "Finished", files)
     return 0
 
 

@@ -136,6 +136,11 @@ OPTIONS = [
     ),
     _flag("--no-metadata-first", help="plain ddrescue order: no filesystem tiers"),
     Spec(
+        "--notify-command",
+        metavar="CMD",
+        help="run CMD when the rescue ends or stops (DDFS_STATUS, DDFS_EXIT in its environment)",
+    ),
+    Spec(
         "--first",
         kind=MULTIPLE,
         metavar="VOL:/PATH",

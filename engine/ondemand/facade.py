@@ -158,6 +158,7 @@ class LiveRescue:
             phase = PHASE_NAMES.get(b.map.status, b.map.status)
         return {
             "phase": phase,
+            "finished": s.background_done and s.outcome is None,  # stays true once true
             "message": b.message,
             "pass": b.map.current_pass,
             "current_pos": b.map.current_pos,

@@ -78,6 +78,7 @@ class RescueOptions:
     metadata_first: bool = True  # --no-metadata-first (test mode -H implies it)
     first: list[str] = field(default_factory=list)  # --first VOLUME:/path (files first)
     notify_command: str | None = None  # --notify-command CMD (run at the end)
+    hashes: list[str] = field(default_factory=list)  # --hash sha256,md5 (the case record)
     schedule: str = "ddfs"  # --schedule: the strategy (engine.schedule.choose)
     command_line: str = ""
     extra: dict[str, object] = field(default_factory=dict)

@@ -28,6 +28,7 @@ main.lazy.update(
         "overlay": "ddfs.commands.overlay",
         "report": "ddfs.commands.report",
         "completion": "ddfs.commands.completion",
+        "hash": "ddfs.commands.hash",
     }
 )
 

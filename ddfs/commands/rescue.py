@@ -161,8 +161,39 @@ def _finish(
         if stop.signum:
             reraise(stop.signum)
         return 1
+    if book.opts.hashes:
+        write_record(book)
     notify(book.opts.notify_command, "finished", 0, "Finished", files)
     return 0
+
+
+def write_record(book: RescueBook) -> None:
+    """``--hash``: the case record of the finished image, beside the mapfile."""
+    import time
+
+    from engine.damage.record import hash_image, record_text
+
+    where = (book.map.mapfile or book.output.path) + ".record"
+    try:
+        hashes = hash_image(book.output.path, book.offset + book.map.bmap.end, book.opts.hashes)
+        text = record_text(
+            hashes,
+            book.map.bmap,
+            image=book.output.path,
+            mapfile=book.map.mapfile or "",
+            command_line=book.opts.command_line,
+            identity=book.identity_line,
+            started=book.start_time,
+            ended=time.time(),
+        )
+        with open(where, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except (OSError, DdfsError) as exc:
+        msg = exc.message if isinstance(exc, DdfsError) else f"{where}: {exc.strerror}"
+        sys.stderr.write(f"ddfs: the case record was not written: {msg}\n")
+        return
+    if not book.opts.quiet:
+        print(f"Case record with the image's hashes: {where}")
 
 
 def ask_user(summary: str) -> bool:

@@ -122,6 +122,10 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
     o.test_map = kw["test_mode"]
     _first_options(o, kw)
     o.notify_command = kw["notify_command"]
+    if kw["hash"] is not None:
+        from engine.damage.record import parse_algorithms
+
+        o.hashes = parse_algorithms(kw["hash"])
     if kw["continue_on_errno"] is not None:
         o.continue_errnos = _parse_errnos(kw["continue_on_errno"])
     if kw["bad_sector_data"] is not None:

@@ -136,6 +136,11 @@ OPTIONS = [
     ),
     _flag("--no-metadata-first", help="plain ddrescue order: no filesystem tiers"),
     Spec(
+        "--hash",
+        metavar="ALGS",
+        help="at the end, hash the image (and each partition) into MAPFILE.record: sha256,md5",
+    ),
+    Spec(
         "--notify-command",
         metavar="CMD",
         help="run CMD when the rescue ends or stops (DDFS_STATUS, DDFS_EXIT in its environment)",

@@ -24,7 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
+MAN_DIR := /usr/local/share/man/man1
+
 install: system-deps $(VENV)/.installed
+	@# man ddfs, man ddfs-rescue, ...: generated from the commands' --help
+	$(PY) -m ddfs.commands.manpage $(MAN_DIR) > /dev/null
+	-mandb -q 2>/dev/null
 
 demo: install
 	$(VENV)/bin/ddfs demo

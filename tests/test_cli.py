@@ -194,3 +194,24 @@ def test_notify_command_runs_at_the_end(tmp_path: Path, random_file) -> None:
     )  # fmt: skip
     assert res.returncode == 1
     assert note.read_text().startswith("stopped 1 Too many read errors")
+
+
+def test_man_pages_from_the_help(tmp_path: Path) -> None:
+    """Issue 16, item 7: ``ddfs.1`` and one page per command, made from ``--help`` (so they
+    list every option) and rendered by man; ``make install`` puts them where man looks."""
+    from ddfs.commands.manpage import write_pages
+    from ddfs.commands.rescue_table import OPTIONS
+
+    pages = {p.name: p for p in write_pages(tmp_path)}
+    assert {"ddfs.1", "ddfs-rescue.1", "ddfs-mount.1", "ddfs-log.1", "ddfs-hash.1"} <= set(pages)
+    env = {**os.environ, "MANWIDTH": "80"}
+    shown = subprocess.run(
+        ["man", "-l", str(pages["ddfs-rescue.1"])], capture_output=True, text=True, env=env
+    ).stdout
+    for spec in OPTIONS:
+        assert spec.names[-1] in shown, spec.names
+    assert "DDFS-RESCUE(1)" in shown
+    top = subprocess.run(["man", "-l", str(pages["ddfs.1"])], capture_output=True, text=True)
+    assert "ddfs rescue" in top.stdout and "ddfs-rescue(1)" in top.stdout
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    assert "ddfs.commands.manpage $(MAN_DIR)" in makefile

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from engine.metadata import lvm, lvm_text, signatures
 from engine.metadata.planner import plan_disk
 from engine.metadata.volume import P0, P2, P3, Plan, Volume
+from tests.conftest import run_ddfs
 from tests.fsimages import ImageReader, coverage, make_disk, outside, place, read_logged
 from tests.mountproc import live_mount, status, wait_for
 
@@ -544,3 +545,28 @@ def test_the_live_mount_shows_each_lv_as_a_file(pvs: dict[str, Pv], tmp_path: Pa
         assert data == fh.read(pv.lv_sizes["data"])
     assert fsck.returncode == 0, fsck.stdout
     assert names == ["p1", f"{VG}-data"]  # "split" is not one range: not shown
+
+
+def test_the_report_covers_the_files_of_each_lv(pvs: dict[str, Pv], tmp_path: Path) -> None:
+    """``ddfs report`` of an image whose partition is a PV reports the ext4 inside LV
+    ``data`` as a volume of its own, with its damaged files."""
+    pv = pvs["two"]
+    disk = tmp_path / "disk.img"
+    ((p_start, _),) = make_disk(
+        disk, f"label: gpt\nstart=2048, size={PV_SIZE // 512}\n", PV_SIZE + 2 * MiB
+    )
+    place(disk, pv.image, p_start)
+    lv_start = p_start + pv.pe_start + LVS["data"][0][0] * EXTENT
+    # the whole image rescued but for its last MiB of the LV (file data there: damaged)
+    size = PV_SIZE + 2 * MiB
+    cut = lv_start + pv.lv_sizes["data"] - MiB
+    (tmp_path / "map").write_text(f"0 + 1\n0 {cut:#x} +\n{cut:#x} {size - cut:#x} -\n")
+    res = run_ddfs("report", "--json", str(disk), str(tmp_path / "map"))
+    assert res.returncode == 0, res.stderr
+    parts = json.loads(res.stdout)["partitions"]
+    lvs = [p for p in parts if p["scheme"] == "lvm"]
+    assert [(p["name"], p["start"], p["filesystem"]) for p in lvs] == [
+        (f"{VG}-data", lv_start, "ext")
+    ]
+    text = run_ddfs("report", str(disk), str(tmp_path / "map")).stdout
+    assert f"== logical volume {VG}-data, bytes {lv_start}-" in text

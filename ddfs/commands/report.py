@@ -16,7 +16,8 @@ meaning). All sizes and positions are in bytes; positions are absolute in the im
       "notes": ["..."],
       "partitions": [{
         "number": 1,          # Linux numbering; null for a bare filesystem (no table)
-        "scheme": "gpt",      # "gpt", "mbr" or "none"
+        "name": "",           # a logical volume's "VG-LV" (after the PV that holds it)
+        "scheme": "gpt",      # "gpt", "mbr", "none", or "lvm" for a logical volume
         "start": 1048576, "size": 33554432,
         "filesystem": "ext",  # "ext", "ntfs", "fat", "exfat", or null (not recognised)
         "bad": 4096, "unrescued": 0,          # inside this partition
@@ -136,7 +137,10 @@ def write_text(r: Report, out: TextIO) -> None:
 
 
 def _partition(p: PartitionReport, out: TextIO) -> None:
-    where = "whole disk" if p.number is None else f"partition {p.number} ({p.scheme})"
+    if p.scheme == "lvm":
+        where = f"logical volume {p.name}"
+    else:
+        where = "whole disk" if p.number is None else f"partition {p.number} ({p.scheme})"
     fs = p.filesystem or "no known filesystem"
     out.write(f"\n== {where}, bytes {p.start}-{p.start + p.size - 1}: {fs} ==\n")
     out.write(f"Not finished here: {p.bad} bytes bad, {p.unrescued} bytes not rescued yet\n")

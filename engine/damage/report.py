@@ -46,7 +46,7 @@ class PartitionReport:
     number: int | None  # None: the whole disk, no partition table
     start: int
     size: int
-    scheme: str  # "mbr", "gpt" or "none"
+    scheme: str  # "mbr", "gpt", "none", or "lvm" for a logical volume
     filesystem: str | None
     bad: int
     unrescued: int
@@ -55,6 +55,7 @@ class PartitionReport:
     unclaimed_bad: int = 0
     unclaimed_unrescued: int = 0
     notes: list[str] = field(default_factory=list)
+    name: str = ""  # a logical volume's VG-LV
 
     @property
     def damaged(self) -> list[Entry]:
@@ -92,6 +93,7 @@ class Report:
             "partitions": [
                 {
                     "number": p.number,
+                    "name": p.name,
                     "scheme": p.scheme,
                     "start": p.start,
                     "size": p.size,
@@ -185,6 +187,7 @@ def _report(image: str, mapfile: str, size: int, damage: Damage, reader: ImageRe
     if parts:
         for p in parts:
             report.partitions.append(_volume(reader, damage, p.number, p.start, p.size, p.scheme))
+            _logical_volumes(report, reader, damage, p.start, p.size)
         inside = merge((p.start, p.end) for p in parts)
         in_bad, in_unres = damage.count(inside)
         if bad - in_bad or unrescued - in_unres:
@@ -194,7 +197,23 @@ def _report(image: str, mapfile: str, size: int, damage: Damage, reader: ImageRe
             )
     else:
         report.partitions.append(_volume(reader, damage, None, 0, size, "none"))
+        _logical_volumes(report, reader, damage, 0, size)
     return report
+
+
+def _logical_volumes(
+    report: Report, reader: ImageReader, damage: Damage, start: int, size: int
+) -> None:
+    """Each LVM2 logical volume that is one range of the PV on ``[start, start+size)``,
+    reported as a volume of its own (``VG-LV``)."""
+    from engine.metadata.lvm import logical_volumes
+
+    if report.partitions and report.partitions[-1].filesystem not in (None, "lvm"):
+        return
+    for name, lv_start, lv_size in logical_volumes(reader, start, size):
+        part = _volume(reader, damage, None, lv_start, lv_size, "lvm")
+        part.name = name
+        report.partitions.append(part)
 
 
 def _intersect(damage: Damage, what: str, spans: list[tuple[int, int]]) -> MetaHit | None:

@@ -637,7 +637,7 @@ def test_json_structure(ext_image: Path, tmp_path: Path) -> None:
     assert rep["version"] == 1 and rep["image_size"] == ext_image.stat().st_size
     (part,) = rep["partitions"]
     assert set(part) == {
-        "number", "scheme", "start", "size", "filesystem", "bad", "unrescued", "files",
+        "number", "name", "scheme", "start", "size", "filesystem", "bad", "unrescued", "files",
         "unknown_extent", "metadata", "unclaimed", "notes",
     }  # fmt: skip
     (f,) = part["files"]

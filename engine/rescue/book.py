@@ -28,12 +28,13 @@ from engine.rescue.limits import Counters, Limits, VerifyOnError
 from engine.rescue.logs import RunLogs
 from engine.rescue.output import Output
 from engine.rescue.rates import RateClock
+from engine.rescue.reactions import Reactions
 from engine.rescue.source import Source, classify_error
 from engine.schedule.base import Read, Resume, Schedule, ScheduleContext
 from engine.schedule.ddrescue127 import Ddrescue127
 
 
-class RescueBook:
+class RescueBook(Reactions):
     """Drives one rescue run over a source, an output and a map book.
 
     Args:
@@ -176,50 +177,6 @@ class RescueBook:
                     self.map.bad_areas(),
                     self.map.domain_size_of(BAD_SECTOR, whole=True),
                 )
-
-    def sample(self) -> bool:
-        """After a read of the schedule: sample the rates and count a slow read (copying
-        passes 1 and 2). Returns whether the read counts as slow.
-
-        Raises:
-            Stop: more slow reads than ``--max-slow-reads``.
-        """
-        slow = self.rates.update(self.good_bytes)
-        slow = slow and self.map.status == NON_TRIED and self.map.current_pass <= 2
-        if slow:
-            self.rates.slow_reads += 1
-            if 0 <= self.opts.max_slow_reads < self.rates.slow_reads:
-                raise Stop("Too many slow reads")
-        return slow
-
-    def react(self, failed: bool, slow: bool) -> None:
-        """After an error or a slow read (its data already written and marked): reopen the
-        input (``-O``: in every phase; in copying only with ddrescue 1.27's meanings) and
-        pause (``--pause-on-error``).
-
-        Raises:
-            DdfsError: the input could not be opened again.
-        """
-        if not (failed or slow):
-            return
-        if self.opts.reopen_on_error and (
-            self.map.status == NON_TRIED or not self.opts.old_meanings  # 1.29: every phase
-        ):
-            self.source.reopen()
-        if self.opts.pause_on_error > 0:
-            if self.opts.simulated_pause:
-                self.rates.pause += self.opts.pause_on_error
-            elif self.opts.pause_on_error >= 1:
-                self.pause(int(self.opts.pause_on_error))
-
-    def pause(self, seconds: float) -> None:
-        """Sleep, but not past a signal or an urgent request (checked ten times a second)."""
-        deadline = time.monotonic() + seconds
-        while not (self.interrupted or self.preempt):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(0.1, left))
 
     # ------------------------------------------------------------------ the schedule
     def set_schedule(self, schedule: Schedule) -> None:

@@ -156,7 +156,9 @@ def test_the_mount_reports_each_request(disk: tuple[Path, list[Request]], tmp_pa
         wait_for(lambda: status(mnt)["finished"], 120, "the rescue did not end")
         first = status(mnt)["first"]
         report = run_ddfs("report", str(mnt))  # issue 16 item 7: report MOUNTPOINT
+        shown = run_ddfs("status", str(mnt)).stdout
     assert (tmp_path / "note").read_text() == "finished 0\n"  # --notify-command, at the end
+    assert f"first {SPECS[0]}: 19 done, 1 damaged, 0 pending of 20 files" in shown, shown
     assert report.returncode == 0, report.stderr
     assert requests[0].files[0][0] in report.stdout, report.stdout
     assert first == [

@@ -261,6 +261,7 @@ def collect(target: Target, plan: Plan | None) -> dict[str, Any]:
         "tiers": [f.as_dict() for f in figs],
         "filesystems": [] if plan is None else [list(f) for f in plan.filesystems],
         "ondemand": ondemand,
+        "first": target.mount_status.get("first", []) if target.mount_status else [],
     }
 
 
@@ -304,6 +305,14 @@ def status_lines(target: Target, plan: Plan | None) -> list[str]:
             f" source, {od.get('eio', 0)} EIO, {od.get('timeouts', 0)} timeouts,"
             f" {len(od.get('queue', []))} queued"
         )
+    for r in info["first"]:  # --first requests of a mount
+        state = (
+            f"{r['done']} done, {r['damaged']} damaged, {r['pending']} pending of"
+            f" {r['files']} files"
+            if r["found"]
+            else "not found"
+        )
+        out.append(f"first {r['request']}: {state}")
     return out
 
 

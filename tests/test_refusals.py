@@ -337,3 +337,24 @@ def test_a_read_only_output_is_named(tmp_path: Path, infile: Path) -> None:
         )
     finally:
         subprocess.run(["umount", str(ro)], check=True, timeout=30)
+
+
+def test_a_mounted_btrfs_output_is_refused(tmp_path: Path, infile: Path) -> None:
+    """btrfs shows an anonymous device number in mountinfo: the mount's source names the
+    device, and that is enough to refuse it."""
+    backing = tmp_path / "fs.img"
+    with open(backing, "wb") as fh:
+        fh.truncate(200 << 20)
+    subprocess.run(["mkfs.btrfs", "-q", "-f", str(backing)], check=True, capture_output=True)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with loop_device(backing, read_only=False) as dev:
+        subprocess.run(["mount", "-o", "ro", dev, str(mnt)], check=True, timeout=30)
+        try:
+            res = run_ddfs("rescue", "-f", str(infile), dev, str(tmp_path / "map"))
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True, timeout=30)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr == (
+        f"ddfs: {dev}: Output device is in use (mounted on {mnt}); not writing to it.\n"
+    )

@@ -32,16 +32,33 @@ def _devices(rdev: int) -> list[str]:
 
 
 def _mounted(devices: list[str]) -> str | None:
+    """By the device number of the mount, or by its source (btrfs and other filesystems that
+    span devices show an anonymous device number)."""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 fields = line.split()
-                if len(fields) > 4 and fields[2] in devices:
+                if len(fields) < 5:
+                    continue
+                after = line.split(" - ", 1)[1].split() if " - " in line else []
+                source = after[1] if len(after) > 1 else ""
+                if fields[2] in devices or _device_of(source) in devices:
                     mountpoint = fields[4].replace("\\040", " ")
                     return f"mounted on {mountpoint}"
     except OSError:
         pass
     return None
+
+
+def _device_of(path: str) -> str:
+    """``MAJ:MIN`` of the block device ``path`` ("" if it is none)."""
+    if not path.startswith("/dev/"):
+        return ""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return ""
+    return f"{os.major(rdev)}:{os.minor(rdev)}" if rdev else ""
 
 
 def _swap(rdev: int) -> str | None:

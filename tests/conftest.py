@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 BIN = Path(sys.executable).parent
+
+# The tests start ddfs (and Python helpers) hundreds of times. Where PYTHONDONTWRITEBYTECODE is
+# set (this sandbox sets it), every start would compile all its modules again; let those
+# processes cache their byte code, outside the checkout (never a cache in the repository).
+# The caches live for one test session and are removed after it.
+if "PYTHONPYCACHEPREFIX" not in os.environ:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = _PYCACHE = tempfile.mkdtemp(prefix="ddfs-pycache-")
+    atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)
 
 
 def ddfs_cmd(*args: str) -> list[str]:

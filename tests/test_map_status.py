@@ -291,3 +291,30 @@ def test_status_of_a_small_file(tmp_path: Path) -> None:
     assert r.returncode == 0
     st = json.loads(run_ddfs("status", str(tmp_path / "m"), "--json").stdout)
     assert [t["name"] for t in st["tiers"]] == ["all"] and st["tiers"][0]["pct"] == 100.0
+
+
+def test_picture_header_legend_scale_and_tooltips(tmp_path: Path, known_map: Path) -> None:
+    """Issue 16: the legend fits the picture's width (in rows), the PNG and SVG carry a title
+    with the summary and the scale (bytes per cell), and the HTML page gives each cell a
+    tooltip and shrinks with a narrower window."""
+    from ddfs.draw.picture import _legend_layout, _width, header_height
+
+    grid = make_grid(_bmap(known_map), columns=8, rows=8)
+    layout = _legend_layout(_width(grid))
+    assert len({y for _, y, *_ in layout}) > 1  # wrapped: 8 columns are narrow
+    assert all(x + 20 + 7 * len(name) <= _width(grid) for x, _, name, *_ in layout)
+    png_out = tmp_path / "map.png"
+    assert run_ddfs("map", str(known_map), "-o", str(png_out), "--width", "8", "--rows", "8")
+    img = Image.open(png_out)
+    assert img.size == (_width(grid), header_height(grid) + grid.rows * CELL)
+    svg_out = tmp_path / "map.svg"
+    assert run_ddfs("map", str(known_map), "-o", str(svg_out), "--width", "8").returncode == 0
+    text = svg_out.read_text()
+    assert "1 cell = 32 KiB" in text and f"ddfs map of {known_map}" in text
+    assert "rescued 262144 B (25.00 %)" in text
+    page = tmp_path / "map.html"
+    assert run_ddfs("map", str(known_map), "-o", str(page), "--width", "8").returncode == 0
+    html_text = page.read_text()
+    assert "<title>0x0-0x7FFF: finished</title>" in html_text
+    assert "<title>0x40000-0x47FFF: bad sector</title>" in html_text
+    assert "max-width:100%" in html_text

@@ -170,10 +170,11 @@ def _draw(
         sys.stdout.write(summary_line(target.data) + "\n")
         sys.stdout.flush()
     elif kind == "png":
-        _atomic(output, lambda p, g=grid: mappicture.png(g, p))  # type: ignore[arg-type]
+        summary = summary_line(target.data)
+        _atomic(output, lambda p, g=grid: mappicture.png(g, p, title, summary))  # type: ignore[arg-type]
     else:
         if kind == "svg":
-            text = mappicture.svg(grid, title)
+            text = mappicture.svg(grid, title, summary_line(target.data))
         else:
             text = mappicture.html_page(grid, title, status_lines(target, plan), int(watch + 0.999))
         _atomic(output, lambda p, t=text: _write(p, t))  # type: ignore[arg-type]

@@ -11,15 +11,11 @@ it needs are already rescued. What it cannot find is said in its notes, never ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
 
-from engine.damage import exfat, ext, fat, ntfs
 from engine.damage.model import Span, VolumeReport, merge
-from engine.errors import DdfsError, Stop
+from engine.errors import DdfsError
 from engine.metadata.partitions import TableUnreadable, read_partitions
 from engine.metadata.volume import Plan, Reader, Volume
-
-SCANNERS: list[ModuleType] = [ext, ntfs, exfat, fat]
 
 
 @dataclass
@@ -56,6 +52,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def resolve(read: Reader, disk_size: int, specs: list[str]) -> tuple[list[Request], list[str]]:
     """The requests of ``specs`` with the files found for each, and notes."""
+    from engine.damage.report import scan_volume  # the scanners: only when --first is given
+
     notes: list[str] = []
     try:
         parts = read_partitions(read, disk_size)
@@ -73,7 +71,9 @@ def resolve(read: Reader, disk_size: int, specs: list[str]) -> tuple[list[Reques
             if volume not in ("", name):
                 continue
             if name not in scans:
-                scans[name] = _scan(Volume(read, start, size, Plan(disk_size)), notes, name)
+                found: list[str] = []
+                scans[name] = scan_volume(Volume(read, start, size, Plan(disk_size)), found)
+                notes += [f"files first: {name}: {n}" for n in found]
             report = scans[name]
             if report is None:
                 continue
@@ -84,19 +84,6 @@ def resolve(read: Reader, disk_size: int, specs: list[str]) -> tuple[list[Reques
         if not req.found:
             notes.append(f"files first: {spec} not found")
     return requests, notes
-
-
-def _scan(vol: Volume, notes: list[str], name: str) -> VolumeReport | None:
-    for module in SCANNERS:
-        try:
-            if module.probe(vol):
-                return module.scan(vol)
-        except (DdfsError, Stop):
-            raise
-        except Exception as exc:  # one scanner's bug must not stop the rescue
-            notes.append(f"files first: {name}: {module.NAME} scan failed: {exc!r}")
-            return None
-    return None
 
 
 def _collect(req: Request, report: VolumeReport) -> None:

@@ -17,7 +17,6 @@ into text by ``ddfs report``.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -26,12 +25,10 @@ from typing import Any
 
 from engine.damage import exfat, ext, fat, ntfs
 from engine.damage.model import KNOWN, Damage, Entry, ImageReader, MetaHit, VolumeReport, merge
-from engine.errors import DdfsError
+from engine.errors import DdfsError, Stop
 from engine.map.mapfile import parse_mapfile
 from engine.metadata.partitions import TableUnreadable, read_gpt, read_partitions
 from engine.metadata.volume import Plan, Volume
-
-log = logging.getLogger(__name__)
 
 #: filesystem modules, probed in this order; each has NAME, probe(vol) and scan(vol)
 MODULES: list[ModuleType] = [ext, ntfs, exfat, fat]
@@ -224,26 +221,37 @@ def _intersect(damage: Damage, what: str, spans: list[tuple[int, int]]) -> MetaH
     return MetaHit(what, start, sum(e - s for s, e in merge(spans)), b, u)
 
 
+def scan_volume(vol: Volume, notes: list[str]) -> VolumeReport | None:
+    """The first module of :data:`MODULES` whose probe matches ``vol``, and its scan; None if
+    none does. A module's own failure is a note in ``notes`` (its probe: the next module is
+    tried; its scan: an empty report saying where it stopped), never a traceback; what the
+    engine raises through the reader (a write error, a signal) goes through."""
+    for module in MODULES:
+        try:
+            if not module.probe(vol):
+                continue
+        except (DdfsError, Stop):
+            raise
+        except Exception as exc:  # one module's bug must not hide the others' answers
+            notes.append(f"the {module.NAME} probe failed: {exc!r}")
+            continue
+        try:
+            found: VolumeReport = module.scan(vol)
+        except (DdfsError, Stop):
+            raise
+        except Exception as exc:
+            found = VolumeReport(module.NAME, notes=[f"the scan stopped: {exc!r}"])
+        return found
+    return None
+
+
 def _volume(
     reader: ImageReader, damage: Damage, number: int | None, start: int, size: int, scheme: str
 ) -> PartitionReport:
     bad, unrescued = damage.count([(start, start + size)])
     part = PartitionReport(number, start, size, scheme, None, bad, unrescued)
     vol = Volume(reader, start, size, Plan(reader.size))
-    found: VolumeReport | None = None
-    for module in MODULES:
-        try:
-            if not module.probe(vol):
-                continue
-        except Exception:  # one module's bug must not hide the others' answers
-            log.exception("probe of %s failed", module.NAME)
-            continue
-        try:
-            found = module.scan(vol)
-        except Exception as exc:
-            log.exception("scan of %s failed", module.NAME)
-            found = VolumeReport(module.NAME, notes=[f"the scan stopped: {exc!r}"])
-        break
+    found = scan_volume(vol, part.notes)
     if found is None:
         part.notes.append("no known filesystem (or its boot sector / superblock is unreadable)")
         part.unclaimed_bad, part.unclaimed_unrescued = bad, unrescued

@@ -3,6 +3,7 @@ gives, and every other command line is left to click (with its messages)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -60,7 +61,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     files = draw(st.lists(st.sampled_from(FILES), min_size=1, max_size=4))
     args: list[str] = []
     for i, f in enumerate(files):
-        args += [tok for part in parts[i::len(files)] for tok in part] + [f]
+        args += [tok for part in parts[i :: len(files)] for tok in part] + [f]
     if draw(st.booleans()):
         cut = draw(st.integers(0, len(args)))
         args.insert(cut, "--")
@@ -129,3 +130,25 @@ def test_a_plain_rescue_imports_no_click(tmp_path: Any) -> None:
     assert res.returncode == 1
     assert "No such option '--typo'." in res.stderr
     assert res.stderr.strip().endswith("True")
+
+
+def test_a_plain_rescue_loads_no_scanner_and_no_filesystem_module(tmp_path: Any) -> None:
+    """The start-up of issue 13 stays short: without ``--first``, ``--hash`` or a filesystem on
+    the disk, neither ``ddfs report``'s scanners nor a filesystem planner is imported."""
+    (tmp_path / "in").write_bytes(os.urandom(1 << 16))
+    code = (
+        "import sys, atexit\n"
+        "heavy = ('engine.damage', 'engine.metadata.ext', 'engine.metadata.ntfs',"
+        " 'engine.metadata.fat', 'engine.metadata.exfat', 'engine.metadata.xfs')\n"
+        "atexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith(heavy)),"
+        " file=sys.stderr))\n"
+        "from ddfs.commands.entry import main\n"
+        "sys.argv = ['ddfs', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    files = [str(tmp_path / n) for n in ("in", "out", "map")]
+    res = subprocess.run(
+        [sys.executable, "-c", code, "rescue", "-q", *files], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip() == "[]"

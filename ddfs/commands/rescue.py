@@ -14,7 +14,7 @@ from ddfs.commands.notify import notify
 from ddfs.commands.process import PROG, fail, install_signal_handlers, reraise
 from ddfs.commands.rescue_options import build_options
 from engine.errors import DdfsError, Stop
-from engine.ondemand.metadata_first import first_line, metadata_first, plan_summary, tier_line
+from engine.ondemand.metadata_first import metadata_first, plan_summary, tier_line
 from engine.options import RescueOptions
 from engine.rescue.book import RescueBook
 from engine.rescue.builder import prepare
@@ -118,9 +118,7 @@ def _rescue(
             plan = metadata_first(book)
             if plan is not None and not opts.quiet:
                 print(plan_summary(plan), flush=True)
-                screen.extra = lambda: "\n".join(
-                    line for line in (tier_line(plan, book), first_line(book)) if line
-                )
+                screen.extra = lambda: tier_line(plan, book)
         book.run()
         book.finish_output()
     except Stop as exc:

@@ -136,11 +136,12 @@ def build_options(kw: dict[str, Any], argv: list[str]) -> RescueOptions:
 
 def _first_options(o: RescueOptions, kw: dict[str, Any]) -> None:
     """``--first VOLUME:/PATH`` (repeatable): checked here, resolved once the metadata is in."""
-    from engine.damage.files import parse_spec
-
     o.first = list(kw["first"])
-    for spec in o.first:
-        parse_spec(spec)  # raises DdfsError on a bad one
+    if o.first:
+        from engine.damage.files import parse_spec
+
+        for spec in o.first:
+            parse_spec(spec)  # raises DdfsError on a bad one
     if o.first and not o.metadata_first:
         raise DdfsError(
             "Option '--first' needs metadata first"

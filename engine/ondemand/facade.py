@@ -21,7 +21,6 @@ from engine.map.blockmap import NON_TRIED
 from engine.map.mapfile import PHASE_NAMES
 from engine.metadata.volume import Plan
 from engine.ondemand.metadata_first import (
-    first_line,
     first_progress,
     metadata_first,
     tier_line,
@@ -199,9 +198,7 @@ class LiveRescue:
         return [] if self.plan is None else tier_progress(self.plan, self.book)
 
     def tier_line(self) -> str:
-        line = "" if self.plan is None else tier_line(self.plan, self.book)
-        first = first_line(self.book)
-        return f"{line}\n{first}" if line and first else line or first
+        return "" if self.plan is None else tier_line(self.plan, self.book)
 
     def first_progress(self) -> list[dict[str, object]]:
         """Per ``--first`` request: its files done, damaged and pending."""

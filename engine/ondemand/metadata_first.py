@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from engine.damage.files import resolve
 from engine.map.ranges import merge
 from engine.metadata import signatures as sig
 from engine.metadata.planner import plan_disk
@@ -112,6 +111,8 @@ def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = Non
 def files_first(rescuer: RescueBook, read: Reader, plan: Plan) -> list[tuple[int, int]]:
     """The ranges of the files ``--first`` names, found once the metadata is planned (the
     scan rescues the directories and inodes it reads); kept on the rescuer for the status."""
+    from engine.damage.files import resolve  # (its scanners load only for --first)
+
     requests, notes = resolve(read, rescuer.source.size, rescuer.opts.first)
     rescuer.first_requests = requests
     plan.notes.extend(notes)
@@ -164,12 +165,14 @@ def tier_progress(plan: Plan, rescuer: RescueBook) -> list[dict[str, object]]:
 
 
 def tier_line(plan: Plan, rescuer: RescueBook) -> str:
-    """``  metadata 100.00 % (done), used data 37.10 % (2m - 1h 5m), free space 0.00 % (...)``."""
+    """``  metadata 100.00 % (done), used data 37.10 % (2m - 1h 5m), free space 0.00 % (...)``,
+    then a line per ``--first`` request (:func:`first_line`)."""
     parts = []
     for t in tier_progress(plan, rescuer):
         left = "done" if not t["to_read"] else format_range(t["eta_low"], t["eta_high"])  # type: ignore[arg-type]
         parts.append(f"{t['tier']} {t['pct']:.2f} % ({left})")
-    return fit("  tiers:", parts)
+    first = first_line(rescuer)
+    return fit("  tiers:", parts) + (f"\n{first}" if first else "")
 
 
 def first_progress(rescuer: RescueBook) -> list[dict[str, object]]:
@@ -181,10 +184,9 @@ def first_progress(rescuer: RescueBook) -> list[dict[str, object]]:
         for req in rescuer.first_requests:
             done = damaged = 0
             for _path, spans in req.files:
-                ranges = [(a, b) for a, b in spans]
-                if book.bmap.size_in(ranges, "-"):
+                if book.bmap.size_in(spans, "-"):
                     damaged += 1
-                elif all(book.is_finished(a, b - a) for a, b in ranges):
+                elif all(book.is_finished(a, b - a) for a, b in spans):
                     done += 1
             out.append(
                 {

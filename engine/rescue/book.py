@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import DdfsError, Stop
 from engine.map.blockmap import BAD_SECTOR, FINISHED, NON_TRIED, NON_TRIMMED
@@ -32,6 +32,9 @@ from engine.rescue.reactions import Reactions
 from engine.rescue.source import Source, classify_error
 from engine.schedule.base import Read, Resume, Schedule, ScheduleContext
 from engine.schedule.ddrescue127 import Ddrescue127
+
+if TYPE_CHECKING:
+    from engine.damage.files import Request as FileRequest
 
 
 class RescueBook(Reactions):
@@ -71,7 +74,7 @@ class RescueBook(Reactions):
         self.interrupted = 0  # the signal number once one arrives
         self.preempt = False  # set by the engine thread when an urgent read is queued
         self.urgent_reads = False  # set by an engine thread that slips in on-demand reads
-        self.first_requests: list[Any] = []  # --first: engine.damage.files.Request of each
+        self.first_requests: list[FileRequest] = []  # --first: what each resolved to
         self.start_time = time.time()
         self.counters = Counters()
         self.error_bytes = 0

@@ -14,7 +14,6 @@ Its failure is reported on stderr and changes nothing else.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 
@@ -24,6 +23,8 @@ def notify(
     """Run ``command`` (if any) with the outcome in its environment; wait at most 60 s."""
     if not command:
         return
+    import subprocess  # only when there is a command: not on every rescue's start-up
+
     infile, outfile, mapfile = (*files, "", "", "")[:3]
     env = {
         **os.environ,

@@ -195,3 +195,54 @@ def test_domain_path_for_ddrescue(disk: tuple[Path, list[Request]], tmp_path: Pa
         for _, spans in requests[1].files:
             for s, e in spans:
                 assert os.pread(o.fileno(), e - s, s) == os.pread(src.fileno(), e - s, s)
+
+
+def test_ddfs_first_while_the_mount_runs(disk: tuple[Path, list[Request]], tmp_path: Path) -> None:
+    """``ddfs first MOUNTPOINT p1:/photos p2:/docs`` on a running mount (a slow disk: the pass
+    is far from those folders): the mount finds the files and reads them next. Every good file
+    is whole after under 10 % of the disk more is rescued; the request's progress is in
+    ``status.json`` and ``ddfs status``; a path that is not there, and a directory that is not
+    a ddfs mount, are said."""
+    path, requests = disk
+    bad_doc = requests[1].files[2][1][0]
+    write_testmap(tmp_path / "bad.map", SIZE, [(bad_doc[0], 4096)])
+    (tmp_path / "sim").mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with (
+        simulated_disk(path, tmp_path / "sim", tmp_path / "bad.map", rate="6Mi") as dev,
+        live_mount(dev, tmp_path / "out", tmp_path / "map", mnt, "-q"),
+    ):
+        wait_for(lambda: status(mnt)["bytes"]["finished"] > 4 * MiB, 60, "no progress")
+        before = status(mnt)["bytes"]["finished"]
+        res = run_ddfs("first", str(mnt), *SPECS)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines() == [
+            "p1:/photos: 20 file(s), rescued next",
+            "p2:/docs: 15 file(s), rescued next",
+        ]
+
+        def served() -> bool:
+            return all(r["pending"] == 0 for r in status(mnt)["first"])
+
+        wait_for(served, 60, "the named files were not read")
+        now = status(mnt)
+        shown = run_ddfs("status", str(mnt)).stdout
+        missing = run_ddfs("first", str(mnt), "p1:/nothing")
+        assert now["finished"] is False  # the rest of the disk is still to come
+    print("ddfs first: rescued", before, "->", now["bytes"]["finished"])
+    assert (now["bytes"]["finished"] - before) / SIZE < 0.10, (before, now["bytes"])
+    assert now["first"] == [
+        {"request": SPECS[0], "found": True, "files": 20, "done": 20, "damaged": 0, "pending": 0},
+        {"request": SPECS[1], "found": True, "files": 15, "done": 14, "damaged": 1, "pending": 0},
+    ]
+    assert f"first {SPECS[1]}: 14 done, 1 damaged, 0 pending of 15 files" in shown, shown
+    assert (missing.returncode, missing.stdout) == (1, "p1:/nothing: not found\n")
+    with open(tmp_path / "out", "rb") as out, open(path, "rb") as src:
+        for r in requests:
+            for _, spans in r.files:
+                for s, e in spans:
+                    if not s <= bad_doc[0] < e:
+                        assert os.pread(out.fileno(), e - s, s) == os.pread(src.fileno(), e - s, s)
+    res = run_ddfs("first", str(tmp_path), "p1:/photos")
+    assert (res.returncode, res.stderr) == (1, f"ddfs: {tmp_path}: Not a mount point.\n")

@@ -29,6 +29,7 @@ main.lazy.update(
         "report": "ddfs.commands.report",
         "completion": "ddfs.commands.completion",
         "hash": "ddfs.commands.hash",
+        "first": "ddfs.commands.first",
     }
 )
 

@@ -96,8 +96,9 @@ def _ondemand_line(view: View) -> str:
             f"partitions: {view.partition_note}",
         ],
     )
-    if view.plan is not None:
-        line += "\n" + view.live.tier_line()
+    tiers = view.live.tier_line()  # (the files-first lines alone when nothing was planned)
+    if tiers:
+        line += "\n" + tiers
     if view.overlay is not None:
         o = view.overlay.stats()
         parts = [

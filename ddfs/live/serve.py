@@ -4,7 +4,8 @@
 the signal watcher (the engine stops between two reads, the loop devices are detached, the loop
 ends), :func:`find_partitions` (the partition tables are rescued through the engine first, then
 shown as files), the overlay's periodic commits, the repair view's refresh and ``--loop``'s
-devices (:class:`LoopDevices`). Every blocking call runs in a worker thread.
+devices (:class:`LoopDevices`), and the control socket of ``ddfs first``
+(:mod:`ddfs.live.control`). Every blocking call runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import pyfuse3
 import trio
 
+from ddfs.live.control import serve_control, socket_name
 from ddfs.live.fusefs import Operations
 from ddfs.live.reader import ImageReader
 from ddfs.live.repairview import RepairView, backup_areas
@@ -205,6 +207,7 @@ async def serve(
     detached before the FUSE loop ends."""
     ops = Operations(view, reader)
     loop = LoopDevices(writable=sopts.writable)
+    control = socket_name(mountpoint)  # (a path under the mount can't be looked up once mounted)
     pyfuse3.init(ops, mountpoint, fuse_opts)
     try:
         async with trio.open_nursery() as nursery:
@@ -220,6 +223,7 @@ async def serve(
 
             nursery.start_soon(watch_signals)
             nursery.start_soon(_partitions_then_volumes, view, reader)
+            nursery.start_soon(serve_control, view, control)
             if reader.overlay is not None:
                 nursery.start_soon(keep_committing, reader)
             if reader.repair is not None:

@@ -20,7 +20,9 @@ from engine.errors import DdfsError, Stop
 from engine.map.blockmap import NON_TRIED
 from engine.map.mapfile import PHASE_NAMES
 from engine.metadata.volume import Plan
+from engine.ondemand.first_queue import FirstJob
 from engine.ondemand.metadata_first import (
+    first_line,
     first_progress,
     metadata_first,
     tier_line,
@@ -198,7 +200,8 @@ class LiveRescue:
         return [] if self.plan is None else tier_progress(self.plan, self.book)
 
     def tier_line(self) -> str:
-        return "" if self.plan is None else tier_line(self.plan, self.book)
+        """The tiers' line and a line per files-first request (those alone without a plan)."""
+        return first_line(self.book) if self.plan is None else tier_line(self.plan, self.book)
 
     def first_progress(self) -> list[dict[str, object]]:
         """Per ``--first`` request: its files done, damaged and pending."""
@@ -211,6 +214,19 @@ class LiveRescue:
         """Rescue ``[pos, pos+size)`` ahead of the schedule; ``callback`` runs (in the engine
         thread) once it has been tried. Urgent requests go before read-ahead ones."""
         return self.scheduler.submit(pos, size, URGENT if urgent else READAHEAD, callback)
+
+    def add_first(self, specs: list[str]) -> FirstJob:
+        """Rescue the files ``specs`` name (``p1:/dir``) before the rest of the schedule; the
+        job is done once the engine thread has found them.
+
+        Raises:
+            DdfsError: a spec is not ``[pN:|disk:]/path``.
+        """
+        from engine.damage.files import parse_spec
+
+        for spec in specs:
+            parse_spec(spec)
+        return self.scheduler.add_first(specs)
 
     def pending(self) -> list[tuple[int, int, int, float]]:
         """The queue as ``(priority, pos, size, age)``."""

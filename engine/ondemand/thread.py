@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.errors import DdfsError, Stop
+from engine.ondemand.first_queue import FirstJob, FirstQueue, resolve_job
 from engine.ondemand.urgent import read_urgent
 from engine.rescue.book import RescueBook
 
@@ -62,6 +63,8 @@ class Scheduler:
         self.serve_seconds = 0.0
         self._anticipate_until = 0.0
         self.finished = threading.Event()
+        self.first = FirstQueue()  # ``ddfs first``: read before the schedule's next read
+        self._jobs: list[FirstJob] = []
 
     # ------------------------------------------------------------------ other threads
     def submit(
@@ -83,6 +86,19 @@ class Scheduler:
             self.rescuer.preempt = True  # a copying run stops at its next read
             self._cv.notify()
         return req
+
+    def add_first(self, specs: list[str]) -> FirstJob:
+        """Queue files-first requests; the job's ``done`` is set once they are resolved (or
+        the rescue stopped first: then ``error`` says so)."""
+        job = FirstJob(list(specs))
+        with self._cv:
+            if self._stopping or self.finished.is_set():
+                job.error = "the rescue is stopping"
+                job.done.set()
+                return job
+            self._jobs.append(job)
+            self._cv.notify()
+        return job
 
     def stop(self, signum: int = 0) -> None:
         """Stop between two reads (recording ``signum`` as the interrupting signal)."""
@@ -112,12 +128,19 @@ class Scheduler:
                     continue
                 if self._stopping:
                     break
-                self._background_step()
+                if self._first_step():
+                    continue
+                if not self.background_done:
+                    self._background_step()
         finally:
             with self._cv:
                 pending, self._queue = self._queue, []
+                jobs, self._jobs = self._jobs, []
             for req in pending:
                 self._complete(req)
+            for job in jobs:
+                job.error = "the rescue stopped"
+                job.done.set()
             try:
                 self.rescuer.save(final=True)
             except DdfsError as exc:
@@ -149,13 +172,33 @@ class Scheduler:
                     req = heapq.heappop(self._queue)
                     self.rescuer.preempt = bool(self._queue)
                     return req
-                if not self.background_done:
+                if not self.background_done or self._jobs or self.first.pending:
                     wait = self._anticipate_until - time.monotonic()
                     if wait <= 0:
                         return None
                     self._cv.wait(wait)
                     continue
                 self._cv.wait()
+
+    def _first_step(self) -> bool:
+        """A ``ddfs first`` job, or one read of its queue; False when there is neither."""
+        with self._cv:
+            job = self._jobs.pop(0) if self._jobs else None
+        if job is not None:
+            before = self.outcome
+            try:
+                if isinstance(before, DdfsError):  # the source is gone
+                    job.error = str(before)
+                else:
+                    self._guarded(resolve_job, self.rescuer, self.first, job, self.serve_pending)
+                    if self.outcome is not before:
+                        job.error = str(self.outcome)
+            finally:
+                job.done.set()
+            return True
+        if not self.first.pending or self.outcome is not None:  # a limit or an error ended it
+            return False
+        return bool(self._guarded(self.first.step, self.rescuer))
 
     def _background_step(self) -> None:
         if not self._guarded(self.rescuer.step):

@@ -117,7 +117,7 @@ def _rescue(
         if opts.metadata_first:
             plan = metadata_first(book)
             if plan is not None and not opts.quiet:
-                print(plan_summary(plan), flush=True)
+                screen.note(plan_summary(plan))
                 screen.extra = lambda: tier_line(plan, book)
         book.run()
         book.finish_output()

@@ -132,12 +132,18 @@ def tiers_of(plan: Plan) -> list[tuple[str, list[tuple[int, int]]]]:
 
 
 def plan_summary(plan: Plan) -> str:
-    """One line for the status screen: what was recognised and how big each tier is."""
-    fs = ", ".join(f"{name} at {start}" for start, _size, name in plan.filesystems) or "none"
-    return (
-        f"Metadata first: filesystems {fs}; metadata {plan.size_of(P2)} B, "
-        f"redundancy {plan.size_of(P3, P3)} B, used data {plan.size_of(P4, P4)} B"
-    )
+    """For the status screen, in 80 columns: what was recognised and how big each tier is."""
+    fs = [f"{name} at {start}" for start, _size, name in plan.filesystems] or ["none"]
+    fs[-1] += ";"
+    return fit(
+        "Metadata first: filesystems",
+        [
+            *fs,
+            f"metadata {plan.size_of(P2)} B",
+            f"redundancy {plan.size_of(P3, P3)} B",
+            f"used data {plan.size_of(P4, P4)} B",
+        ],
+    ).replace(";,", ";")
 
 
 TIERS = (("metadata", 0, P2), ("redundancy", P3, P3), ("used data", P4, P4))

@@ -174,6 +174,7 @@ class StatusScreen:
             self._drawn = True
             width = self._width()  # a line longer than the terminal takes more rows
             self._drawn_lines = sum(max(1, -(-len(line) // width)) for line in lines)
+            self._drawn_lines += max(0, len(r.message) - 1) // width  # (the message's own)
         else:
             lines = self.lines(r)
             summary = "; ".join(" ".join(line.split()) for line in lines[2:5] + lines[6:])
@@ -187,6 +188,17 @@ class StatusScreen:
             return os.get_terminal_size(self.out.fileno()).columns or 80
         except (OSError, ValueError, AttributeError):
             return 80
+
+    def note(self, text: str) -> None:
+        """Lines between two blocks (the metadata plan's summary): on a terminal, under the
+        block drawn last, which the next drawing leaves in place."""
+        if self.quiet:
+            return
+        if self.tty and self._drawn:
+            self.out.write("\n")
+            self._drawn = False
+        self.out.write(text + "\n")
+        self.out.flush()
 
     def finish(self, r: RescueBook, final_line: str) -> None:
         if self.quiet:

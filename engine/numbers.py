@@ -182,3 +182,66 @@ def pct(part: int, whole: int) -> str:
         return "0.00%"
     hundredths = part * 10000 // whole
     return f"{hundredths // 100}.{hundredths % 100:02d}%"
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C's integer division (towards zero)."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def format_percentage(
+    num: int, den: int, iwidth: int = 3, prec: int = -2, rounding: bool = True
+) -> str:
+    """ddrescue's ``format_percentage`` (main_common.cc), its 64-bit range steps included: a
+    negative ``prec`` gives only the decimals needed; ``rounding`` rounds the last one."""
+    llmax = (1 << 63) - 1
+    if den < 0:
+        num, den = -num, -den
+    if abs(num) <= llmax // 100 and den <= llmax // 10:
+        num *= 100
+    elif abs(num) <= llmax // 10:
+        num, den = num * 10, den // 10
+    else:
+        den //= 100
+    if den == 0:
+        return "+INF" if num > 0 else "-INF" if num < 0 else "NAN"
+    trunc = prec < 0
+    prec = abs(prec)
+    whole = _cdiv(num, den)
+    buf = list(f"{'-0':>{iwidth}}" if num < 0 and whole == 0 else f"{whole:>{iwidth}}")
+    rest = abs(num) % den
+    if prec > 0 and (rest > 0 or not trunc):
+        buf.append(".")
+        while prec > 0 and (rest > 0 or not trunc):
+            rest *= 10
+            buf.append(str(rest // den))
+            rest %= den
+            prec -= 1
+    if rounding and rest * 2 >= den:
+        _round_up(buf)
+    return "".join(buf) + "%"
+
+
+def _round_up(buf: list[str]) -> None:
+    """Add one to the last digit of ``buf``, carrying as ddrescue does."""
+    for j in range(len(buf) - 1, -1, -1):
+        if buf[j] == ".":
+            continue
+        if "0" <= buf[j] < "9":
+            buf[j] = chr(ord(buf[j]) + 1)
+            return
+        if buf[j] == "9":
+            buf[j] = "0"
+        if j > 0 and buf[j - 1] == ".":
+            continue
+        if j > 0 and buf[j - 1] == " ":
+            buf[j - 1] = "1"
+            return
+        if j > 1 and buf[j - 2] == " " and buf[j - 1] == "-":
+            buf[j - 2], buf[j - 1] = "-", "1"
+            return
+        if j == 0 or not "0" <= buf[j - 1] <= "9":
+            buf.insert(j, "1")  # ddrescue shifts the rest right in place: the last
+            buf.pop()  # character falls off
+            return

@@ -65,7 +65,7 @@ def run_rescue(infile: str, outfile: str, mapfile: str | None, opts: RescueOptio
         book.interrupted = pending[0]
     if not book.map.domain:
         if not opts.quiet:
-            print("Nothing to do; domain is empty.")
+            sys.stderr.write(f"{PROG}: Nothing to do; domain is empty.\n")  # as ddrescue
         book.source.close()
         book.output.close()
         return 0

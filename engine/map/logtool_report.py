@@ -8,7 +8,7 @@ from engine.map.logtool_domain import split
 from engine.map.logtool_maps import STATUSES, Domain, LogMap
 from engine.map.mapfile_read import PHASE_NAMES
 from engine.map.mapfile_write import format_header
-from engine.numbers import format_size
+from engine.numbers import format_percentage, format_size
 
 
 def _num(n: int, binary: bool) -> str:
@@ -16,16 +16,8 @@ def _num(n: int, binary: bool) -> str:
 
 
 def _percent(num: int, den: int) -> str:
-    """ddrescuelog's percentage: exact values without trailing zeros, others with 2 decimals."""
-    scaled = num * 100 * 100
-    if scaled % den == 0:
-        whole, frac = divmod(scaled // den, 100)
-        text = f"{whole:3d}" + (f".{frac:02d}".rstrip("0") if frac else "")
-    else:
-        value = round(num * 100 * 100 / den)
-        whole, frac = divmod(value, 100)
-        text = f"{whole:3d}.{frac:02d}"
-    return text + "%"
+    """ddrescuelog's percentage: only the decimals needed, rounded, 64-bit steps included."""
+    return format_percentage(num, den)
 
 
 def show_status(lmap: LogMap, domain: Domain, binary: bool) -> str:

@@ -52,15 +52,21 @@ class MapData:
     sweeping: bool = False  # the status line said '%' (ddrescue 1.30 was sweeping), read as '?'
 
 
+LLONG_MAX = (1 << 63) - 1
+
+
 def c_int(text: str) -> int:
-    """A C integer of a map line: decimal, ``0x`` hex or leading-0 octal, maybe signed."""
+    """A C integer of a map line: decimal, ``0x`` hex or leading-0 octal, maybe signed; out of
+    range it saturates to a 64-bit ``long long``, as ddrescue's ``strtoll`` does."""
     sign = -1 if text[0] == "-" else 1
     digits = text.lstrip("+-")
     if digits[:2] in ("0x", "0X"):
-        return sign * int(digits[2:], 16)
-    if len(digits) > 1 and digits[0] == "0":
-        return sign * int(digits[1:], 8)
-    return sign * int(digits)
+        value = sign * int(digits[2:], 16)
+    elif len(digits) > 1 and digits[0] == "0":
+        value = sign * int(digits[1:], 8)
+    else:
+        value = sign * int(digits)
+    return max(-LLONG_MAX - 1, min(value, LLONG_MAX))
 
 
 def _content(line: str) -> str | None:
@@ -92,6 +98,7 @@ class _Builder:
         pos, size, st = c_int(m.group(1)), c_int(m.group(2)), m.group(3)
         if pos < 0 or st not in STATUSES or size < 0:
             raise self.error(lineno, "Bad block line in list.")
+        size = min(size, LLONG_MAX - pos)  # a block ends by 2^63 - 1 (ddrescue's fix_size)
         if size == 0:
             if pos != 0 or self.next_pos is not None or self.zero_block:
                 raise self.error(lineno, "Bad block line in list.")
@@ -128,7 +135,10 @@ class _Builder:
             return False
         if self.next_pos is not None and pos[0] != self.next_pos:
             return False
-        ends = array("q", map(add, pos, sizes))
+        try:
+            ends = array("q", map(add, pos, sizes))
+        except OverflowError:  # past 2^63 - 1: the line-by-line reader cuts it as ddrescue does
+            return False
         if ends[:-1] != pos[1:]:
             return False
         self.starts.extend(pos)
@@ -272,7 +282,7 @@ def _parse_status(text: str, lineno: int, name: str, data: MapData) -> None:
     if st == SWEEPING:  # ddrescue 1.30 sweeping non-tried blocks: copying them, as 1.27 says
         st = "?"
         data.sweeping = True
-    passno = int(m.group(3)) if m.group(3) else 1
+    passno = min(int(m.group(3)), (1 << 31) - 1) if m.group(3) else 1  # (an int in ddrescue)
     if pos < 0 or st not in PHASES or passno < 1:
         raise MapfileError(name, lineno, "Bad or missing status line.")
     data.current_pos, data.current_status, data.current_pass = pos, st, passno

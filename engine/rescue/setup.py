@@ -21,6 +21,7 @@ from engine.map.blockmap import (
     BlockMap,
 )
 from engine.map.mapfile import MapData, parse_mapfile
+from engine.map.mapfile_read import LLONG_MAX
 from engine.map.ranges import intersect
 from engine.numbers import format_num3, format_size
 from engine.options import RescueOptions
@@ -211,9 +212,14 @@ def make_domain(
         limit = bm.end
     else:
         limit = min(insize, bm.end) if opts.complete_only else insize
-    if insize >= 0 and start >= insize and not (opts.domain_size == 0):
+    first = start
+    if domain_map is not None:  # ddrescue looks where the domain map's first '+' block starts
+        reach = LLONG_MAX if opts.domain_size < 0 else start + opts.domain_size
+        first = next(iter(intersect([(start, reach)], domain_map)), (0, 0))[0]
+    if insize >= 0 and first >= insize and not (opts.domain_size == 0):
         raise DdfsError(
-            f"Can't start reading at pos {start}.\nInput file is only {insize} bytes long."
+            f"Can't start reading at pos {format_num3(first)}.\n"
+            f"Input file is only {format_num3(insize)} bytes long."
         )
     end = limit if opts.domain_size < 0 else min(limit, start + opts.domain_size)
     if end <= start:

@@ -84,6 +84,15 @@ def check_mountpoint(path: str) -> None:
         raise DdfsError(f"{path}: Mount point is not empty.")
 
 
+def check_outside(mountpoint: str, files: dict[str, str | None]) -> None:
+    """Refuse a file of the rescue inside the mount point: the mount would hide it (a new
+    mapfile written there before the mount could not be saved at the stop)."""
+    top = os.path.realpath(mountpoint)
+    for what, path in files.items():
+        if path is not None and os.path.realpath(path).startswith(top + os.sep):
+            raise DdfsError(f"{path}: {what} is inside the mount point {mountpoint}.")
+
+
 def _ondemand_line(view: View) -> str:
     line = fit(
         "  on-demand:",
@@ -149,6 +158,8 @@ def run_mount(
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:
         check_mountpoint(mountpoint)
+        files = {"Input file": infile, "Output file": outfile, "Mapfile": mapfile}
+        check_outside(mountpoint, {**files, "Overlay": mopts.overlay})
         from ddfs.commands.rescue import ask_user
 
         live, existed = build_live(infile, outfile, mapfile, opts, confirm=ask_user)

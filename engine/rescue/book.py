@@ -23,6 +23,7 @@ from engine.map.mapfile import format_header
 from engine.numbers import pct
 from engine.options import RescueOptions
 from engine.progress.figures import Rates
+from engine.rescue import maplock
 from engine.rescue.clusters import ClusterRun
 from engine.rescue.limits import Counters, Limits, VerifyOnError
 from engine.rescue.logs import RunLogs
@@ -74,6 +75,7 @@ class RescueBook(Reactions):
         self.interrupted = 0  # the signal number once one arrives
         self.preempt = False  # set by the engine thread when an urgent read is queued
         self.urgent_reads = False  # set by an engine thread that slips in on-demand reads
+        self.map_lock: str | None = None  # one process per mapfile (engine.rescue.maplock)
         self.first_requests: list[FileRequest] = []  # --first: what each resolved to
         self.start_time = time.time()
         self.counters = Counters()
@@ -352,7 +354,11 @@ class RescueBook(Reactions):
             )
 
     def close(self) -> None:
+        """Close the logs and give the mapfile's lock back."""
         self.logs.close()
+        if self.map_lock is not None:
+            maplock.release(self.map_lock)
+            self.map_lock = None
 
     def finish_output(self) -> None:
         """The end-of-run output adjustments of ``-x`` and ``-S``."""

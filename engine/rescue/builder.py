@@ -18,6 +18,7 @@ from engine.map.blockmap import BAD_SECTOR, NON_SCRAPED, NON_TRIED, NON_TRIMMED,
 from engine.map.book import MapBook
 from engine.map.mapfile import MapData, parse_mapfile
 from engine.options import RescueOptions
+from engine.rescue import maplock
 from engine.rescue.book import RescueBook
 from engine.rescue.identity import Identity, identify, merging_note, read_identity, refusal
 from engine.rescue.output import Output
@@ -59,6 +60,24 @@ def prepare(
         NothingToDo: the domain is empty (exit 0).
     """
     check_paths(infile, outfile, mapfile, opts)
+    lock = maplock.acquire(mapfile) if mapfile not in (None, "-") else None
+    try:
+        rescuer, existed = _prepare(infile, outfile, mapfile, opts, confirm)
+    except BaseException:
+        if lock is not None:
+            maplock.release(lock)
+        raise
+    rescuer.map_lock = lock
+    return rescuer, existed
+
+
+def _prepare(
+    infile: str,
+    outfile: str,
+    mapfile: str | None,
+    opts: RescueOptions,
+    confirm: Callable[[str], bool] | None,
+) -> tuple[RescueBook, bool]:
     test_map = _test_map(opts)
     domain_map = read_domain_map(opts)
     data = load_map(mapfile)

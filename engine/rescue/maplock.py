@@ -1,0 +1,72 @@
+"""One process per mapfile: a second ``ddfs rescue`` or ``ddfs mount`` on a mapfile that a
+running ddfs is using is refused before anything is opened for writing.
+
+The lock is an abstract Unix socket named after the mapfile's real path: the kernel releases it
+when the process ends, however it ends (``kill -9`` included), and it leaves no file behind. (A
+lock on the mapfile itself would not do: each save renames a new file over it.) The holder
+listens on it, so the refusal can name the holder's PID (``SO_PEERCRED``). A process may take
+the same lock again (tests run several rescues in one process); the last release frees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+
+from engine.errors import DdfsError
+
+_held: dict[str, tuple[socket.socket, int]] = {}  # name -> (socket, times taken)
+
+
+def lock_name(mapfile: str) -> str:
+    real = os.path.realpath(mapfile).encode("utf-8", "surrogateescape")
+    return "\0ddfs-map-" + hashlib.sha256(real).hexdigest()[:40]
+
+
+def acquire(mapfile: str) -> str:
+    """Take the lock of ``mapfile``; returns its name (for :func:`release`).
+
+    Raises:
+        DdfsError: another process holds it (exit 1).
+    """
+    name = lock_name(mapfile)
+    if name in _held:
+        sock, times = _held[name]
+        _held[name] = (sock, times + 1)
+        return name
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(name)
+    except OSError:
+        sock.close()
+        raise DdfsError(f"{mapfile}: Mapfile is in use by another ddfs{_holder(name)}.") from None
+    sock.listen(64)
+    _held[name] = (sock, 1)
+    return name
+
+
+def release(name: str) -> None:
+    """Give the lock back (the socket is closed at the last release)."""
+    if name not in _held:
+        return
+    sock, times = _held[name]
+    if times > 1:
+        _held[name] = (sock, times - 1)
+        return
+    del _held[name]
+    sock.close()
+
+
+def _holder(name: str) -> str:
+    """`` (pid N)`` of the process holding ``name``, if it can be asked."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(name)
+            creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return ""
+    pid = struct.unpack("3i", creds)[0]
+    return f" (pid {pid})" if pid > 0 else ""

@@ -1,16 +1,20 @@
 """Issue 17: the edges of a long-running mount. One process per mapfile (a second ``ddfs
 rescue`` or ``ddfs mount`` on a mapfile in use is refused, naming the holder, with nothing
-written); a MAPFILE inside MOUNTPOINT is refused up front."""
+written); a MAPFILE inside MOUNTPOINT is refused up front; a read over a bad sector returns
+the good bytes before it."""
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_ddfs
+from tests.conftest import map_lines, run_ddfs, run_ddrescue
 from tests.mountproc import live_mount, status, wait_for
+from tests.test_mount import write_testmap
 
 pytestmark = pytest.mark.fuse
 
@@ -59,3 +63,37 @@ def test_a_file_inside_the_mount_point_is_refused(tmp_path: Path) -> None:
         ), args  # fmt: skip
         assert os.listdir(mnt) == [] and not os.path.ismount(mnt)
         assert not (tmp_path / "out").exists() and not (tmp_path / "map").exists()
+
+
+def test_a_read_over_a_bad_sector_returns_the_good_bytes_before_it(tmp_path: Path) -> None:
+    """Item 8: a 1 MiB read through the mount that reaches one bad sector returns the good
+    bytes before it (a short read) instead of EIO for the whole request; the read at the bad
+    sector gets EIO. So ``cp`` keeps every byte up to the bad sector, and GNU ddrescue reading
+    the mount loses exactly the bad sector."""
+    size, bad = 4 << 20, (1 << 20) + 40960
+    original = os.urandom(size)
+    infile = tmp_path / "in"
+    infile.write_bytes(original)
+    write_testmap(tmp_path / "bad.map", size, [(bad, 512)])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    files = (infile, tmp_path / "out", tmp_path / "map", mnt)
+    with live_mount(*files, "-q", "-H", str(tmp_path / "bad.map")):
+        wait_for(lambda: status(mnt)["finished"], 60, "the rescue did not end")
+        fd = os.open(mnt / "image", os.O_RDONLY)
+        try:
+            assert os.pread(fd, 1 << 20, 1 << 20) == original[1 << 20 : bad]
+            with pytest.raises(OSError) as info:
+                os.pread(fd, 1 << 20, bad)
+            assert info.value.errno == errno.EIO
+        finally:
+            os.close(fd)
+        cp = subprocess.run(["cp", str(mnt / "image"), str(tmp_path / "cp")], capture_output=True)
+        assert cp.returncode != 0  # cp stops at the error, with every byte before it
+        assert (tmp_path / "cp").read_bytes()[:bad] == original[:bad]
+        res = run_ddrescue("-q", str(mnt / "image"), str(tmp_path / "dd"), str(tmp_path / "dd.map"))
+        assert res.returncode == 0, res.stderr
+    copy = (tmp_path / "dd").read_bytes()
+    assert copy[:bad] == original[:bad] and copy[bad + 512 :] == original[bad + 512 :]
+    blocks = [line.split() for line in map_lines(tmp_path / "dd.map")[1:]]
+    assert [b for b in blocks if b[2] != "+"] == [[f"0x{bad:08X}", "0x00000200", "-"]]

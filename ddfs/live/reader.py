@@ -82,8 +82,10 @@ class ImageReader:
         """The bytes of the image at ``[pos, pos+size)``.
 
         Raises:
-            Unreadable: part of the range is bad or could not be rescued in time (policy eio,
-                or ``strict``: the merge of a partial-sector write never stores made-up zeros).
+            Unreadable: the range starts with bad data or data that could not be rescued in
+                time (policy eio, or ``strict``: the merge of a partial-sector write never
+                stores made-up zeros, and then any such byte in the range raises). Otherwise a
+                range with such bytes further on gives the good bytes before them: a short read.
         """
         if size <= 0:
             return b""
@@ -93,18 +95,24 @@ class ImageReader:
                 self._read_ahead(*ahead)
         if self.overlay is None and self.repair is None:
             return await self._read_rescued(pos, size, strict)
-        parts = []
-        for p, n, written in self._overlay_pieces(pos, size):
-            if written:
-                assert self.overlay is not None
-                parts.append(await self._in_thread(self.overlay.read, p, n))
-                continue
-            for q, m, sub in self._repair_pieces(p, n):
-                if sub is None:
-                    parts.append(await self._read_rescued(q, m, strict))
-                else:
-                    parts.append(await self._read_backup(sub, q, m))
-        return b"".join(parts)
+        parts: list[bytes] = []
+        try:
+            for p, n, written in self._overlay_pieces(pos, size):
+                if written:
+                    assert self.overlay is not None
+                    parts.append(await self._in_thread(self.overlay.read, p, n))
+                    continue
+                for q, m, sub in self._repair_pieces(p, n):
+                    if sub is None:
+                        parts.append(await self._read_rescued(q, m, strict))
+                        if len(parts[-1]) < m:  # a short read: stop before the bad sector
+                            return b"".join(parts)
+                    else:
+                        parts.append(await self._read_backup(sub, q, m))
+        except Unreadable:
+            if strict or not parts:
+                raise
+        return b"".join(parts)  # (short when a later piece was unreadable)
 
     def _overlay_pieces(self, pos: int, size: int) -> list[tuple[int, int, bool]]:
         if self.overlay is None:
@@ -135,6 +143,11 @@ class ImageReader:
             await self._rescue_now(pos, size)
             if not self.live.is_finished(pos, size):
                 if strict or self.unreadable != "zero":
+                    good = self.live.first_unfinished(pos, size)
+                    if not strict and good is not None and good > pos:
+                        # a short read: the good bytes before the first unreadable one, so that
+                        # cp, dd conv=noerror and ddrescue reading the mount get every good byte
+                        return await self._pread(pos, good - pos)
                     self.view.ondemand_eio += 1
                     raise Unreadable(f"[{pos}, {pos + size}) not rescued")
                 return await self._read_zero_filled(pos, size)

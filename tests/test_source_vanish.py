@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -196,3 +197,37 @@ def test_hung_source_readers_get_eio_and_sigint_stops(tmp_path: Path) -> None:
         f" SIGINT unmounted in {stopped:.2f} s"
     )
     assert stopped < 5, f"SIGINT took {stopped:.1f} s to unmount (a few seconds at most)"
+
+
+@pytest.mark.parametrize("tool", ["ddfs", "ddrescue"])
+def test_source_truncated_half_way_counts_against_the_whole_domain(
+    tmp_path: Path, tool: str
+) -> None:
+    """Issue 17 item 7: a source file cut to half its size mid-rescue. Both tools cut the map
+    at the new end (EOF), finish, and count the rescued share against the domain as it was:
+    ``pct rescued: 50.00%`` (ddfs said 100.00 %)."""
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(4 << 20))
+    out, mapfile = tmp_path / "out", tmp_path / "map"
+    argv = ddfs_cmd("rescue") if tool == "ddfs" else ["ddrescue"]
+    with open(tmp_path / "screen", "w") as screen:
+        proc = subprocess.Popen(
+            [*argv, "--max-read-rate=1Mi", str(src), str(out), str(mapfile)],
+            stdout=screen, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while not out.exists() or out.stat().st_size < (256 << 10):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+            assert out.stat().st_size < (3 << 19)  # (well before the new end)
+            os.truncate(src, 2 << 20)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    lines = (tmp_path / "screen").read_text(errors="replace").replace("\r", "\n").splitlines()
+    shown = [re.sub(r"pct rescued: +", "pct rescued: ", line) for line in lines[-12:]]
+    assert any("pct rescued: 50.00%" in line for line in shown), shown
+    assert map_lines(mapfile)[1:] == ["0x00000000  0x00200000  +"]

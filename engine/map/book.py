@@ -64,6 +64,7 @@ class MapBook:
         self._sync_interval = sync_interval
         self._last_save = self._last_sync = time.monotonic()
         self._prev_save_was_sync = False
+        self.cut_past_eof = 0  # domain bytes past an EOF found during the run (see cut_at)
 
     # ------------------------------------------------------------------ the domain
     @property
@@ -98,10 +99,27 @@ class MapBook:
             self._whole = outer
 
     def cut_at(self, eof: int, keep_end: bool = False) -> None:
-        """The input ends at ``eof``: cut the domain there (and the map, unless ``keep_end``)."""
+        """The input ends at ``eof``: cut the domain there (and the map, unless ``keep_end``).
+
+        Without ``keep_end`` (``-C``) ddrescue cuts only its map: the share rescued is still
+        counted against the domain as it was (a source truncated half-way ends at 50 %), so
+        the size cut off is kept in :attr:`cut_past_eof` for :attr:`domain_in_size`."""
+        before = sum(b - a for a, b in self.whole_domain)
+
+        def cut(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            return [(a, min(b, eof)) for a, b in ranges if a < eof]
+
+        if self._whole is not None:  # (inside a metadata tier: the run's domain too)
+            self._whole = cut(self._whole)
+        self.domain = cut(self.domain)
         if not keep_end:
             self.bmap.set_end(eof)
-        self.domain = [(a, min(b, eof)) for a, b in self.domain if a < eof]
+            self.cut_past_eof += before - sum(b - a for a, b in self.whole_domain)
+
+    @property
+    def domain_in_size(self) -> int:
+        """The size the rescued share is counted against (ddrescue's ``domain().in_size()``)."""
+        return sum(b - a for a, b in self.whole_domain) + self.cut_past_eof
 
     # ------------------------------------------------------------------ the schedule's queries
     def find_forward(self, pos: int, statuses: str) -> tuple[int, int] | None:

@@ -165,7 +165,7 @@ class RescueBook(Reactions):
 
     def percent_rescued(self) -> str:
         """The rescued share of the domain as the logs show it (``  0.00%``)."""
-        size = sum(b - a for a, b in self.map.whole_domain)
+        size = self.map.domain_in_size
         return f"{pct(self.map.domain_size_of(FINISHED, whole=True), size):>7}"
 
     def show(self, ipos: int) -> None:

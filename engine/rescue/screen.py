@@ -85,7 +85,7 @@ class StatusScreen:
     def lines(self, r: RescueBook) -> list[str]:
         bm = r.map.bmap
         elapsed = time.time() - r.start_time
-        domain = sum(b - a for a, b in r.map.whole_domain) or 1
+        domain = r.map.domain_in_size or 1
         rescued = r.map.domain_size_of(FINISHED, whole=True)
         avg = r.rescued_this_run / elapsed if elapsed > 0 else 0.0
         remaining = r.map.domain_size_of(NON_TRIED + NON_TRIMMED + NON_SCRAPED, whole=True)

@@ -97,3 +97,29 @@ def test_a_read_over_a_bad_sector_returns_the_good_bytes_before_it(tmp_path: Pat
     assert copy[:bad] == original[:bad] and copy[bad + 512 :] == original[bad + 512 :]
     blocks = [line.split() for line in map_lines(tmp_path / "dd.map")[1:]]
     assert [b for b in blocks if b[2] != "+"] == [[f"0x{bad:08X}", "0x00000200", "-"]]
+
+
+def test_a_repair_session_leaves_the_rescue_files_as_they_were(tmp_path: Path) -> None:
+    """Item 6: ``ddfs mount --overlay`` on a finished rescue, with writes through the overlay:
+    MAPFILE (its header included) and OUTFILE are bit for bit and time for time as before;
+    only the overlay holds the repair."""
+    infile = tmp_path / "in"
+    infile.write_bytes(os.urandom(2 << 20))
+    out, mapfile = tmp_path / "out", tmp_path / "map"
+    assert run_ddfs("rescue", "-q", str(infile), str(out), str(mapfile)).returncode == 0
+
+    def state() -> list[tuple[bytes, int]]:
+        return [(p.read_bytes(), p.stat().st_mtime_ns) for p in (out, mapfile)]
+
+    before = state()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with live_mount(infile, out, mapfile, mnt, "-q", "--overlay", str(tmp_path / "ov")):
+        wait_for(lambda: status(mnt)["finished"], 60, "the session did not settle")
+        with open(mnt / "image", "r+b") as fh:
+            fh.seek(8192)
+            fh.write(b"repaired" * 512)
+            fh.flush()
+            os.fsync(fh.fileno())
+    assert state() == before
+    assert (tmp_path / "ov").stat().st_size > 0

@@ -15,6 +15,7 @@ the same. Sticky borders are block borders ddrescue keeps between blocks of equa
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -267,6 +268,10 @@ class MapBook:
         if self._save_interval < 0 and elapsed < 30:
             return False
         return elapsed >= self.save_interval()
+
+    def on_disk(self) -> bool:
+        """Whether the mapfile exists (a run that has one and read nothing need not save)."""
+        return self.mapfile is not None and os.path.exists(self.mapfile)
 
     def save(self, header: str, final: bool = False) -> None:
         """Write the mapfile atomically (``MAP.bak`` as ddrescue keeps it). The caller has

@@ -142,7 +142,11 @@ class Scheduler:
                 job.error = "the rescue stopped"
                 job.done.set()
             try:
-                self.rescuer.save(final=True)
+                if self.rescuer.reads or not self.rescuer.map.on_disk():
+                    self.rescuer.save(final=True)
+                # (else nothing was read from the source: the mapfile is left bit for bit as
+                # it was, its header too; a repair session on a finished rescue changes none
+                # of the rescue's files)
             except DdfsError as exc:
                 self.save_error = exc
             self.finished.set()

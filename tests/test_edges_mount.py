@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from ddfs.live.loops import loops_under
 from tests.conftest import map_lines, run_ddfs, run_ddrescue
 from tests.mountproc import live_mount, status, wait_for
+from tests.simdisk import abort_fuse, ddfs_argv, loop_device
 from tests.test_mount import write_testmap
 
 pytestmark = pytest.mark.fuse
@@ -123,3 +127,81 @@ def test_a_repair_session_leaves_the_rescue_files_as_they_were(tmp_path: Path) -
             os.fsync(fh.fileno())
     assert state() == before
     assert (tmp_path / "ov").stat().st_size > 0
+
+
+def ext4_disk(tmp_path: Path) -> Path:
+    """16 MiB, GPT, p1 ext4 with a file."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as fh:
+        fh.truncate(16 << 20)
+    subprocess.run(["sfdisk", "-q", str(disk)], input="label: gpt\n,,L\n", text=True, check=True)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "hello.txt").write_text("hello\n")
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(tmp_path / "root"), "-E", "offset=1048576",
+         str(disk), "12M"],
+        check=True,
+    )  # fmt: skip
+    return disk
+
+
+def test_a_stop_waits_for_the_users_of_the_mount(tmp_path: Path) -> None:
+    """Item 3: SIGINT while ``MOUNT/p1`` is attached to a loop device and mounted: the rescue
+    stops and the map is saved at once, the mount stays (the mounted ext4 goes on reading, no
+    I/O error) and says who uses it; once they are gone, ddfs ends with 130."""
+    disk = ext4_disk(tmp_path)
+    mnt, fsmnt = tmp_path / "mnt", tmp_path / "fs"
+    mnt.mkdir()
+    fsmnt.mkdir()
+    with live_mount(disk, tmp_path / "out", tmp_path / "map", mnt, "-q") as mount:
+        wait_for(lambda: status(mnt)["finished"], 60, "the rescue did not end")
+        with loop_device(mnt / "p1") as dev:
+            subprocess.run(["mount", "-o", "ro", dev, str(fsmnt)], check=True)
+            try:
+                mount.proc.send_signal(signal.SIGINT)
+                wait_for(lambda: "in use by" in mount.stderr(), 20, "nothing said")
+                time.sleep(1.5)
+                assert mount.proc.poll() is None and os.path.ismount(mnt)
+                assert (fsmnt / "hello.txt").read_text() == "hello\n"  # still served
+                said = mount.stderr()
+                assert f"{dev} (p1, mounted on {fsmnt})" in said, said
+            finally:
+                subprocess.run(["umount", str(fsmnt)], check=True)
+        assert mount.proc.wait(timeout=30) == 128 + signal.SIGINT or mount.proc.returncode == -2
+    assert not os.path.ismount(mnt)
+    assert map_lines(tmp_path / "map")[1:] == ["0x00000000  0x01000000  +"]
+
+
+def test_the_next_start_clears_what_a_killed_mount_left(tmp_path: Path) -> None:
+    """Item 4: ``kill -9`` of ``ddfs mount --loop`` leaves its loop devices holding the dead
+    FUSE connection; the next ``ddfs mount`` there detaches them, removes the dead mount, says
+    so, and runs; nothing is left once it has stopped."""
+    disk = ext4_disk(tmp_path)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    files = [str(p) for p in (disk, tmp_path / "out", tmp_path / "map", mnt)]
+    first = subprocess.Popen(
+        ddfs_argv("mount", "-q", "--loop", *files), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(loops_under(str(mnt))) == 2, 30, "no loop devices")
+        first.kill()
+        first.wait()
+        left = [dev for dev, _ in loops_under(str(mnt))]
+        assert len(left) == 2
+        with live_mount(*files[:3], mnt, "-q") as again:
+            wait_for(lambda: "removed" in again.stderr(), 30, "nothing said")
+            said = again.stderr()
+            assert f"ddfs: {mnt}: a dead ddfs mount removed; its loop device(s) " in said, said
+            assert all(dev in said for dev in left)
+            wait_for(lambda: status(mnt)["finished"], 60, "the rescue did not end")
+        assert loops_under(str(mnt)) == [] and not os.path.ismount(mnt)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        for dev, _ in loops_under(str(mnt)):
+            subprocess.run(["losetup", "-d", dev], check=False)
+        if os.path.ismount(mnt):
+            abort_fuse(mnt)

@@ -30,6 +30,7 @@ import pyfuse3
 import trio
 
 from ddfs.commands.notify import notify
+from ddfs.live.loops import clear_dead_mount, loops_under
 from ddfs.live.overlay import Overlay
 from ddfs.live.reader import ImageReader
 from ddfs.live.repairview import RepairView
@@ -61,18 +62,27 @@ DEAD = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
 def _dead(path: str, exc: OSError) -> DdfsError:
+    loops = " ".join(dev for dev, _ in loops_under(path))
+    clear = (f"losetup -d {loops}; " if loops else "") + f"fusermount3 -u -z {path}"
     return DdfsError(
         f"{path}: a previous mount is still attached but dead ({exc.strerror}).\n"
-        f"Clear it with 'fusermount3 -u -z {path}' and run ddfs mount again."
+        f"Clear it with '{clear}' and run ddfs mount again."
     )
 
 
-def check_mountpoint(path: str) -> None:
-    """Refuse a missing, non-empty or already mounted directory, and spot a dead mount."""
+def check_mountpoint(path: str, cleared: bool = False) -> None:
+    """Refuse a missing, non-empty or already mounted directory; a dead ddfs mount (its
+    process killed) is removed, with the loop devices it left, and said."""
     try:
         os.stat(path)
         entries = os.listdir(path)  # a dead FUSE mount answers ENOTCONN here, not to stat
     except OSError as exc:
+        if exc.errno in DEAD and not cleared:
+            done = clear_dead_mount(path)
+            if done is not None:
+                sys.stderr.write(f"ddfs: {path}: {done}\n")
+                check_mountpoint(path, cleared=True)
+                return
         if exc.errno in DEAD:
             raise _dead(path, exc) from None
         if exc.errno == errno.ENOTDIR:

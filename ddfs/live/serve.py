@@ -10,7 +10,6 @@ devices (:class:`LoopDevices`), and the control socket of ``ddfs first``
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,11 @@ import trio
 
 from ddfs.live.control import serve_control, socket_name
 from ddfs.live.fusefs import Operations
+from ddfs.live.loops import LoopDevices, users_of
 from ddfs.live.reader import ImageReader
 from ddfs.live.repairview import RepairView, backup_areas
 from ddfs.live.view import View
+from engine.errors import DdfsError
 from engine.metadata.partitions import Partition, TableUnreadable, read_partitions, table_ranges
 from engine.metadata.volume import Reader
 
@@ -152,46 +153,38 @@ def _untried(view: View, pos: int, size: int) -> bool:
     return view.live.untried(pos, size)
 
 
-class LoopDevices:
-    """``--loop``: ``image`` and each partition file attached as loop devices, read-only
-    unless the mount has an overlay (then writes through them go to the overlay).
-
-    One loop device per file (rather than ``losetup -P``) works on every kernel, including
-    those built without partition-table parsing, and maps each partition to a device name.
-    """
-
-    def __init__(self, writable: bool = False) -> None:
-        self.devices: dict[str, str] = {}
-        self.argv = ["losetup", "-f", "--show"] if writable else ["losetup", "-r", "-f", "--show"]
-
-    async def attach(self, path: str) -> None:
+async def leave_when_unused(view: View, mountpoint: str, every: float = 1.0) -> None:
+    """After a stop signal: unmount as ``umount`` would, never lazily. While something uses
+    the mount (a loop device over one of its files, an open file) the image goes on being
+    served, read-only and finished, and that is said once with the users found."""
+    said = False
+    while True:
         res = await trio.to_thread.run_sync(
-            lambda: subprocess.run([*self.argv, path], capture_output=True, text=True)
+            lambda: subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True)
         )
-        if res.returncode != 0:
-            sys.stderr.write(f"ddfs: losetup {path} failed: {res.stderr.strip()}\n")
-            return
-        self.devices[path] = res.stdout.strip()
-        sys.stderr.write(f"ddfs: {os.path.basename(path)} attached as {res.stdout.strip()}\n")
-
-    async def attach_all(self, mountpoint: str, view: View) -> None:
-        await self.attach(os.path.join(mountpoint, "image"))
-        while not view.partitions and not view.live.background_done:
-            await trio.sleep(0.5)
-        for p in view.partitions:
-            await self.attach(os.path.join(mountpoint, p.file_name))
-
-    async def detach(self) -> None:
-        devices, self.devices = list(self.devices.values()), {}
-        for dev in devices:
-            await trio.to_thread.run_sync(
-                lambda dev=dev: subprocess.run(["losetup", "-d", dev], capture_output=True)
+        if res.returncode == 0:
+            return  # pyfuse3's loop ends: the session is gone (the map is saved after it)
+        if not said:
+            await _save_now(view)
+            users = await trio.to_thread.run_sync(users_of, mountpoint)
+            who = ", ".join(users) if users else "open files"
+            sys.stderr.write(
+                f"ddfs: stopped, map saved; {mountpoint} is in use by {who}: the image is "
+                "served until they are gone (then ddfs ends)\n"
             )
-        for dev in devices:
-            backing = f"/sys/block/{os.path.basename(dev)}/loop/backing_file"
-            with trio.move_on_after(10):
-                while os.path.exists(backing):  # the kernel lets go of the file lazily
-                    await trio.sleep(0.05)
+            said = True
+        await trio.sleep(every)
+
+
+async def _save_now(view: View) -> None:
+    """The engine's final save (or, if its read does not return, a save without it)."""
+    live = view.live
+    if await trio.to_thread.run_sync(live.scheduler.finished.wait, 3.0):
+        return
+    try:
+        await trio.to_thread.run_sync(live.save_without_engine)
+    except DdfsError as exc:
+        sys.stderr.write(f"ddfs: {exc.message}\n")
 
 
 async def serve(
@@ -203,8 +196,8 @@ async def serve(
     fuse_opts: set[str],
 ) -> None:
     """Mount, serve until unmounted or signalled, unmount. ``signals`` gets the first signal
-    caught (SIGINT, SIGTERM, SIGHUP): the engine is told to stop and the loop devices are
-    detached before the FUSE loop ends."""
+    caught (SIGINT, SIGTERM, SIGHUP): the engine is told to stop, the loop devices are
+    detached, and the mount goes once nothing uses it (:func:`leave_when_unused`)."""
     ops = Operations(view, reader)
     loop = LoopDevices(writable=sopts.writable)
     control = socket_name(mountpoint)  # (a path under the mount can't be looked up once mounted)
@@ -215,11 +208,12 @@ async def serve(
             async def watch_signals() -> None:
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as rx:
                     async for signum in rx:
-                        if not signals:
-                            signals.append(signum)
+                        if signals:
+                            continue  # (the first one is being answered)
+                        signals.append(signum)
                         view.live.stop(signum)
                         await loop.detach()
-                        pyfuse3.terminate()
+                        nursery.start_soon(leave_when_unused, view, mountpoint)
 
             nursery.start_soon(watch_signals)
             nursery.start_soon(_partitions_then_volumes, view, reader)

@@ -55,8 +55,8 @@ while time.time() < until:
         print("EIO" if ok else f"ERR{e.errno}", pos, n, flush=True)
         pos += n
         continue
-    want = os.pread(ref, n, pos)
-    print("OK" if data == want else "WRONG", pos, len(data), flush=True)
+    want = os.pread(ref, len(data), pos)  # (short before a bad or unrescued sector)
+    print("OK" if data == want and data else "WRONG", pos, len(data), flush=True)
     pos += n
 """
 

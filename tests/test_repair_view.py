@@ -248,6 +248,7 @@ def serve_with_bad(tmp_path: Path, image: Path, bad: list[tuple[int, int]], tool
         wait_for(serving, 20, "no substitution in effect")
         tool(mnt)
         seen = status(mnt)
+        wait_for(lambda: status(mnt)["finished"], 60, "the rescue did not end")  # (see below)
     assert sha256(image) == before
     expected = bytearray(image.read_bytes())
     for s, n in bad:

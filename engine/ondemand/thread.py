@@ -176,13 +176,17 @@ class Scheduler:
                     req = heapq.heappop(self._queue)
                     self.rescuer.preempt = bool(self._queue)
                     return req
-                if not self.background_done or self._jobs or self.first.pending:
+                if not self.background_done or self._first_work():
                     wait = self._anticipate_until - time.monotonic()
                     if wait <= 0:
                         return None
                     self._cv.wait(wait)
                     continue
                 self._cv.wait()
+
+    def _first_work(self) -> bool:
+        """A ``ddfs first`` job waits, or its queue has reads the rescue may still do."""
+        return bool(self._jobs) or (self.first.pending and self.outcome is None)
 
     def _first_step(self) -> bool:
         """A ``ddfs first`` job, or one read of its queue; False when there is neither."""
@@ -200,7 +204,7 @@ class Scheduler:
             finally:
                 job.done.set()
             return True
-        if not self.first.pending or self.outcome is not None:  # a limit or an error ended it
+        if not self._first_work():  # (after a limit or an error the queue waits for ever)
             return False
         return bool(self._guarded(self.first.step, self.rescuer))
 

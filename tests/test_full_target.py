@@ -116,3 +116,31 @@ def test_full_target_under_the_mount(tmp_path: Path) -> None:
         res = run(ddfs_cmd("rescue", "-q", str(infile), str(out), str(mp)))
         assert res.returncode == 0, res.stderr
         assert out.read_bytes() == data
+
+
+def test_a_map_that_outgrows_a_full_disk_stays_whole(tmp_path: Path) -> None:
+    """A fault-campaign find (issue 17): the in-place save on a full filesystem truncated the
+    old map and then ran out of space mid-write, leaving a map cut mid-line that stopped every
+    later run (exit 2). Now the room is reserved first: without it the save fails and the old
+    map stays whole; with it the new map is written over the old one."""
+    from engine.errors import DdfsError
+    from engine.map.blockmap import BlockMap
+    from engine.map.book import MapBook
+    from engine.map.mapfile import MapData, parse_mapfile
+
+    with tmpfs(tmp_path / "t", "64k") as mnt:
+        path = mnt / "map"
+        small = BlockMap(1 << 30)
+        book = MapBook(MapData(bmap=small), [(0, 1 << 30)], str(path), None, -1, -1)
+        book.save("# header\n")
+        old = path.read_bytes()
+        (mnt / "fill").write_bytes(b"x" * 60000)  # (tmpfs pages: the disk is now all but full)
+        for i in range(600):  # a map of 1200 lines (31 kB): far more than the space left
+            small.set_status(i * 8192, 4096, "-")
+        with pytest.raises(DdfsError):
+            book.save("# header\n")
+        assert path.read_bytes() == old  # whole, and parses
+        assert parse_mapfile(str(path)).bmap.end == 1 << 30
+        (mnt / "fill").unlink()
+        book.save("# header\n")  # room again: the new map replaces it
+        assert parse_mapfile(str(path)).bmap.count_of("-") == 600

@@ -148,14 +148,25 @@ def _write_piece(fh: IO[str], piece: str, sync: bool = False) -> None:
 
 
 def _rewrite_in_place(path: str, pieces: list[str], cause: OSError) -> None:
-    """ddrescue's way: truncate the map, write it again, fsync (the filesystem is full)."""
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    """ddrescue's way when the filesystem is full: write the map over itself. The room for a
+    longer map is reserved first (``posix_fallocate``): without room for it the old map stays
+    whole (a map cut mid-line would stop every later run); then the text goes over it from
+    byte 0, and the file is cut to the new length."""
+    data = "".join(pieces).encode("latin-1")
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        data = "".join(pieces).encode("latin-1")
+        old = os.fstat(fd).st_size
+        if len(data) > old:
+            try:
+                os.posix_fallocate(fd, 0, len(data))
+            except OSError:
+                raise cause from None  # no room for it: the old map stays, whole
         view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        pos = 0
+        while pos < len(data):
+            pos += os.pwrite(fd, view[pos:], pos)
+        if len(data) < old:
+            os.ftruncate(fd, len(data))
         os.fsync(fd)
     except OSError:
         raise cause from None

@@ -217,7 +217,9 @@ def test_timing_rate_seek_error_and_one_spindle(image: Path, testmap: Path, mnt:
         expect_eio(fd, 512, MiB)  # seek + error
         assert 0.3 <= time.monotonic() - t < 0.7
         # two readers at once share one spindle: 2 x (seek + 1/16 s of transfer)
-        threads = [threading.Thread(target=os.pread, args=(fd, half, p)) for p in (0, MiB + 512)]
+        # (neither follows the last read, whichever goes first: each seeks)
+        places = (0, 3 * MiB + 4096)
+        threads = [threading.Thread(target=os.pread, args=(fd, half, p)) for p in places]
         t = time.monotonic()
         for th in threads:
             th.start()

@@ -184,6 +184,9 @@ def pct(part: int, whole: int) -> str:
     return f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
+LLONG_MAX = (1 << 63) - 1  # ddrescue's positions and sizes are C ``long long``
+
+
 def _cdiv(a: int, b: int) -> int:
     """C's integer division (towards zero)."""
     q = abs(a) // abs(b)
@@ -195,12 +198,11 @@ def format_percentage(
 ) -> str:
     """ddrescue's ``format_percentage`` (main_common.cc), its 64-bit range steps included: a
     negative ``prec`` gives only the decimals needed; ``rounding`` rounds the last one."""
-    llmax = (1 << 63) - 1
     if den < 0:
         num, den = -num, -den
-    if abs(num) <= llmax // 100 and den <= llmax // 10:
+    if abs(num) <= LLONG_MAX // 100 and den <= LLONG_MAX // 10:
         num *= 100
-    elif abs(num) <= llmax // 10:
+    elif abs(num) <= LLONG_MAX // 10:
         num, den = num * 10, den // 10
     else:
         den //= 100

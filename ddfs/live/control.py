@@ -11,17 +11,16 @@ schedule). Only the mount's own user, or root, is answered (``SO_PEERCRED``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import socket
-import struct
 import sys
 
 import trio
 
 from ddfs.live.view import View
+from engine.abstract_socket import abstract_name, peer_credentials
 from engine.errors import DdfsError
 
 log = logging.getLogger(__name__)
@@ -30,8 +29,7 @@ LIMIT = 1 << 20  # the longest request taken
 
 def socket_name(mountpoint: str) -> str:
     """The abstract socket name of the mount at ``mountpoint``."""
-    real = os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")
-    return "\0ddfs-mount-" + hashlib.sha256(real).hexdigest()[:40]
+    return abstract_name("mount", mountpoint)
 
 
 async def serve_control(view: View, name: str) -> None:
@@ -74,8 +72,7 @@ async def _answer(view: View, conn: trio.socket.SocketType) -> None:
 async def _handle(
     view: View, conn: trio.socket.SocketType, stream: trio.SocketStream
 ) -> dict[str, object]:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
+    _pid, uid, _gid = peer_credentials(conn)
     if uid not in (0, os.getuid()):
         return {"error": "Permission denied (not the mount's user)"}
     data = b""

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from engine.errors import DdfsError
 from engine.map.blockmap import BlockMap
 from engine.map.mapfile_write import format_header, iter_mapfile_text
+from engine.numbers import LLONG_MAX
 
 __all__ = ["Geometry", "make_test_arrays", "make_test_text", "parse_geometry"]
 
-LLONG_MAX = 2**63 - 1
 _SPACES = " \t\n\v\f\r\xa0\udca0"  # C isspace() and byte 0xA0 (as text or as an undecoded byte)
 _DIGITS = "0123456789"
 _INVALID = "Invalid 'C:H:S:order:head' description in"

@@ -17,6 +17,7 @@ from operator import add
 
 from engine.errors import DdfsError, MapfileError
 from engine.map.blockmap import STATUSES, BlockMap
+from engine.numbers import LLONG_MAX
 
 PHASES = "?*/-FG+"
 # ddrescue 1.30's status line may say "sweeping non-tried blocks"; ddfs reads it as copying, so
@@ -50,9 +51,6 @@ class MapData:
     first_pos: int = 0  # where the first block line started (the gap before it is '?')
     last_pos: int = 0  # where the last block line started
     sweeping: bool = False  # the status line said '%' (ddrescue 1.30 was sweeping), read as '?'
-
-
-LLONG_MAX = (1 << 63) - 1
 
 
 def c_int(text: str) -> int:

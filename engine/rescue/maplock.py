@@ -10,19 +10,12 @@ the same lock again (tests run several rescues in one process); the last release
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
-import struct
 
+from engine.abstract_socket import abstract_name, peer_credentials
 from engine.errors import DdfsError
 
 _held: dict[str, tuple[socket.socket, int]] = {}  # name -> (socket, times taken)
-
-
-def lock_name(mapfile: str) -> str:
-    real = os.path.realpath(mapfile).encode("utf-8", "surrogateescape")
-    return "\0ddfs-map-" + hashlib.sha256(real).hexdigest()[:40]
 
 
 def acquire(mapfile: str) -> str:
@@ -31,7 +24,7 @@ def acquire(mapfile: str) -> str:
     Raises:
         DdfsError: another process holds it (exit 1).
     """
-    name = lock_name(mapfile)
+    name = abstract_name("map", mapfile)
     if name in _held:
         sock, times = _held[name]
         _held[name] = (sock, times + 1)
@@ -65,8 +58,7 @@ def _holder(name: str) -> str:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(1.0)
             probe.connect(name)
-            creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid = peer_credentials(probe)[0]
     except OSError:
         return ""
-    pid = struct.unpack("3i", creds)[0]
     return f" (pid {pid})" if pid > 0 else ""

@@ -21,9 +21,8 @@ from engine.map.blockmap import (
     BlockMap,
 )
 from engine.map.mapfile import MapData, parse_mapfile
-from engine.map.mapfile_read import LLONG_MAX
 from engine.map.ranges import intersect
-from engine.numbers import format_num3, format_size
+from engine.numbers import LLONG_MAX, format_num3, format_size
 from engine.options import RescueOptions
 from engine.rescue.identity import identify
 from engine.rescue.inuse import device_in_use

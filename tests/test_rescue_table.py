@@ -135,12 +135,14 @@ def test_a_plain_rescue_imports_no_click(tmp_path: Any) -> None:
 def test_a_plain_rescue_loads_no_scanner_and_no_filesystem_module(tmp_path: Any) -> None:
     """The start-up of issue 13 stays short: without ``--first``, ``--hash``,
     ``--notify-command`` or a filesystem on the disk, neither ``ddfs report``'s scanners, nor a
-    filesystem planner, nor ``subprocess`` is imported."""
+    filesystem planner, nor ``subprocess`` is imported; nor ``socket`` and ``hashlib`` for the
+    mapfile's lock (they cost 6 ms)."""
     (tmp_path / "in").write_bytes(os.urandom(1 << 16))
     code = (
         "import sys, atexit\n"
         "heavy = ('engine.damage', 'engine.metadata.ext', 'engine.metadata.ntfs',"
-        " 'engine.metadata.fat', 'engine.metadata.exfat', 'engine.metadata.xfs', 'subprocess')\n"
+        " 'engine.metadata.fat', 'engine.metadata.exfat', 'engine.metadata.xfs', 'subprocess',"
+        " 'socket', 'hashlib')\n"
         "atexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith(heavy)),"
         " file=sys.stderr))\n"
         "from ddfs.commands.entry import main\n"

@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 LIMIT = 1 << 20  # the longest request taken
 
 
-def socket_name(mountpoint: str) -> str:
+def socket_name(mountpoint: str) -> bytes:
     """The abstract socket name of the mount at ``mountpoint``."""
     return abstract_name("mount", mountpoint)
 
 
-async def serve_control(view: View, name: str) -> None:
+async def serve_control(view: View, name: bytes) -> None:
     """Answer ``ddfs first`` on the socket ``name`` (:func:`socket_name`, worked out before the
     mount: the trio thread must never look up a path under its own mount) until cancelled. A
     name already taken is said once; the mount goes on without the socket."""

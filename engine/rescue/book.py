@@ -75,7 +75,7 @@ class RescueBook(Reactions):
         self.interrupted = 0  # the signal number once one arrives
         self.preempt = False  # set by the engine thread when an urgent read is queued
         self.urgent_reads = False  # set by an engine thread that slips in on-demand reads
-        self.map_lock: str | None = None  # one process per mapfile (engine.rescue.maplock)
+        self.map_lock: bytes | None = None  # one process per mapfile (engine.rescue.maplock)
         self.first_requests: list[FileRequest] = []  # --first: what each resolved to
         self.start_time = time.time()
         self.counters = Counters()

@@ -10,15 +10,15 @@ the same lock again (tests run several rescues in one process); the last release
 
 from __future__ import annotations
 
-import socket
+import _socket
 
-from engine.abstract_socket import abstract_name, peer_credentials
+from engine.abstract_socket import abstract_name, listen_abstract, peer_credentials
 from engine.errors import DdfsError
 
-_held: dict[str, tuple[socket.socket, int]] = {}  # name -> (socket, times taken)
+_held: dict[bytes, tuple[_socket.socket, int]] = {}  # name -> (socket, times taken)
 
 
-def acquire(mapfile: str) -> str:
+def acquire(mapfile: str) -> bytes:
     """Take the lock of ``mapfile``; returns its name (for :func:`release`).
 
     Raises:
@@ -29,18 +29,15 @@ def acquire(mapfile: str) -> str:
         sock, times = _held[name]
         _held[name] = (sock, times + 1)
         return name
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        sock.bind(name)
+        sock = listen_abstract(name)
     except OSError:
-        sock.close()
         raise DdfsError(f"{mapfile}: Mapfile is in use by another ddfs{_holder(name)}.") from None
-    sock.listen(64)
     _held[name] = (sock, 1)
     return name
 
 
-def release(name: str) -> None:
+def release(name: bytes) -> None:
     """Give the lock back (the socket is closed at the last release)."""
     if name not in _held:
         return
@@ -52,8 +49,10 @@ def release(name: str) -> None:
     sock.close()
 
 
-def _holder(name: str) -> str:
+def _holder(name: bytes) -> str:
     """`` (pid N)`` of the process holding ``name``, if it can be asked."""
+    import socket  # (only for a refusal)
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(1.0)

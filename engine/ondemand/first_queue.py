@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from engine.map.blockmap import NON_TRIED
 from engine.map.ranges import merge
-from engine.ondemand.metadata_first import engine_reader
+from engine.ondemand.metadata_first import engine_reader, find_files
 from engine.ondemand.urgent import read_urgent
 from engine.rescue.book import RescueBook
 from engine.schedule.base import Read
@@ -77,16 +77,11 @@ def resolve_job(
 ) -> None:
     """Resolve ``job.specs`` and queue their ranges (engine thread; ``between`` serves the
     urgent requests between the reads of the scan)."""
-    from engine.damage.files import resolve  # the scanners: only when files are named
-
     fd = os.open(book.output.path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        read = engine_reader(book, fd, between)
-        requests, notes = resolve(read, book.source.size, job.specs)
+        requests, notes, spans = find_files(book, engine_reader(book, fd, between), job.specs)
     finally:
         os.close(fd)
-    named = {r.spec for r in requests}
-    book.first_requests = [r for r in book.first_requests if r.spec not in named] + requests
-    queue.add(merge(span for r in requests for span in r.spans))
+    queue.add(spans)
     job.found = [{"request": r.spec, "found": r.found, "files": len(r.files)} for r in requests]
     job.notes = notes

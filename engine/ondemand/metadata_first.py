@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.map.ranges import merge
 from engine.metadata import signatures as sig
@@ -22,6 +23,9 @@ from engine.progress.figures import figures, format_range, tier_ranges
 from engine.rescue.book import RescueBook
 from engine.rescue.screen import fit
 from engine.schedule.tiers import MetadataFirst
+
+if TYPE_CHECKING:  # (the scanners load only when files are named)
+    from engine.damage.files import Request as FileRequest
 
 EXT_MAGIC_AT = 1024 + 56
 SMALL = 16 * 1024  # structures up to this size get their own sectors retried
@@ -111,12 +115,22 @@ def metadata_first(rescuer: RescueBook, between: Callable[[], None] | None = Non
 def files_first(rescuer: RescueBook, read: Reader, plan: Plan) -> list[tuple[int, int]]:
     """The ranges of the files ``--first`` names, found once the metadata is planned (the
     scan rescues the directories and inodes it reads); kept on the rescuer for the status."""
-    from engine.damage.files import resolve  # (its scanners load only for --first)
-
-    requests, notes = resolve(read, rescuer.source.size, rescuer.opts.first)
-    rescuer.first_requests = requests
+    _requests, notes, spans = find_files(rescuer, read, rescuer.opts.first)
     plan.notes.extend(notes)
-    return merge(span for req in requests for span in req.spans)
+    return spans
+
+
+def find_files(
+    rescuer: RescueBook, read: Reader, specs: list[str]
+) -> tuple[list[FileRequest], list[str], list[tuple[int, int]]]:
+    """Resolve ``specs`` (``p1:/dir``) through ``read``; the requests replace those of the same
+    spec on the rescuer (the status shows them). Returns them, the notes and their ranges."""
+    from engine.damage.files import resolve  # (its scanners load only when files are named)
+
+    requests, notes = resolve(read, rescuer.source.size, specs)
+    named = {r.spec for r in requests}
+    rescuer.first_requests = [r for r in rescuer.first_requests if r.spec not in named] + requests
+    return requests, notes, merge(span for req in requests for span in req.spans)
 
 
 def with_first(
